@@ -1,0 +1,197 @@
+"""Observations with their provenance, enrichment runs and the jobs that batch them."""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from enrichment.fields import FIELD_CHOICES
+from leads.models import Company, Lead
+from providers.models import ProviderCall
+
+
+class EnrichmentJob(models.Model):
+    """A batch of runs (import, bulk request, scheduled refresh) with live counters."""
+
+    class Kind(models.TextChoices):
+        IMPORT = "import", "CSV import"
+        BULK = "bulk", "Bulk request"
+        REFRESH = "refresh", "Scheduled refresh"
+
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    description = models.CharField(max_length=255, blank=True)
+    total = models.PositiveIntegerField(default=0)
+    done = models.PositiveIntegerField(default=0)
+    enriched = models.PositiveIntegerField(default=0)
+    not_found = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    skipped = models.PositiveIntegerField(default=0)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} #{self.pk} ({self.done}/{self.total})"
+
+
+class EnrichmentRun(models.Model):
+    """One request to enrich one lead. A row first, a Celery message second (outbox)."""
+
+    class Trigger(models.TextChoices):
+        CREATE = "create", "On create"
+        FIND_EMAIL = "find_email", "Find Email"
+        MANUAL = "manual", "Manual"
+        BULK = "bulk", "Bulk"
+        REFRESH = "refresh", "Refresh"
+        WEBHOOK = "webhook", "Webhook"
+
+    class State(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        NOT_FOUND = "not_found", "Not found"
+        SKIPPED = "skipped", "Skipped"
+        FAILED = "failed", "Failed"
+        DEAD = "dead", "Dead"
+
+    TERMINAL_STATES = (State.DONE, State.NOT_FOUND, State.SKIPPED, State.FAILED, State.DEAD)
+
+    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="enrichment_runs")
+    job = models.ForeignKey(
+        EnrichmentJob, null=True, blank=True, on_delete=models.SET_NULL, related_name="runs"
+    )
+    trigger = models.CharField(max_length=16, choices=Trigger.choices)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.QUEUED)
+    fields = models.JSONField(default=list, blank=True, help_text="Wanted fields; empty: all.")
+    attempts = models.PositiveSmallIntegerField(default=0)
+    available_at = models.DateTimeField(default=timezone.now, help_text="Not claimed before.")
+    enqueued_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    summary = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["state", "available_at"], name="run_sweep"),
+            models.Index(fields=["lead", "-created_at"], name="run_lead_latest"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Run {self.pk} ({self.state})"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.state in self.TERMINAL_STATES
+
+
+class Observation(models.Model):
+    """One value one source stated for one field of one lead or company, and its fate."""
+
+    class State(models.TextChoices):
+        APPLIED = "applied", "Applied"
+        PENDING_REVIEW = "pending_review", "Pending review"
+        APPROVED = "approved", "Approved"
+        REJECTED = "rejected", "Rejected"
+        SUPERSEDED = "superseded", "Superseded"
+        DISCARDED = "discarded", "Discarded"
+
+    CURRENT_STATES = (State.APPLIED, State.APPROVED)
+
+    lead = models.ForeignKey(
+        Lead, null=True, blank=True, on_delete=models.CASCADE, related_name="observations"
+    )
+    company = models.ForeignKey(
+        Company, null=True, blank=True, on_delete=models.CASCADE, related_name="observations"
+    )
+    field = models.CharField(max_length=32, choices=FIELD_CHOICES)
+    value = models.JSONField()
+    confidence = models.FloatField(null=True, blank=True, help_text="Null: deterministic check.")
+    verification = models.CharField(
+        max_length=16, choices=Lead.EmailVerification.choices, blank=True
+    )
+    source = models.CharField(max_length=32)
+    provider_call = models.ForeignKey(
+        ProviderCall, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    run = models.ForeignKey(
+        EnrichmentRun,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="observations",
+    )
+    state = models.CharField(max_length=16, choices=State.choices)
+    reason = models.CharField(max_length=255, blank=True, help_text="Why it got its state.")
+    observed_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-observed_at"]
+        constraints = [
+            models.CheckConstraint(
+                name="observation_one_subject",
+                condition=(
+                    Q(lead__isnull=False, company__isnull=True)
+                    | Q(lead__isnull=True, company__isnull=False)
+                ),
+            ),
+        ]
+        indexes = [
+            # The review queue, newest first, and filtered by field.
+            models.Index(
+                fields=["-observed_at"],
+                name="observation_review_queue",
+                condition=Q(state="pending_review"),
+            ),
+            models.Index(
+                fields=["field", "-observed_at"],
+                name="observation_review_by_field",
+                condition=Q(state="pending_review"),
+            ),
+            # Stale selection: current values whose data passed its expiry.
+            models.Index(
+                fields=["expires_at"],
+                name="observation_current_expiry",
+                condition=Q(state__in=["applied", "approved"]),
+            ),
+            models.Index(fields=["lead", "field", "state"], name="observation_lead_field"),
+            models.Index(fields=["company", "field", "state"], name="observation_company_field"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.field}={self.value!r} from {self.source} ({self.state})"
+
+
+class WaterfallStep(models.Model):
+    """One provider's place in one field's waterfall; fields without steps use the
+    providers' own order (ProviderConfig.position)."""
+
+    field = models.CharField(max_length=32, choices=FIELD_CHOICES)
+    provider = models.CharField(max_length=32)
+    position = models.PositiveSmallIntegerField(default=0, help_text="Low first.")
+
+    class Meta:
+        ordering = ["field", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["field", "provider"], name="waterfall_step_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.provider} ({self.position})"

@@ -1,0 +1,164 @@
+"""Reads the pipeline and its callers need; no writes here."""
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.db.models import Q
+from django.utils import timezone
+
+from enrichment.fields import COMPANY_FIELDS, FIELDS, LEAD_FIELDS
+from enrichment.merge import CurrentValue, value_key
+from enrichment.models import EnrichmentRun, Observation
+from leads.models import Company, Lead, Suppression
+from leads.normalize import identity_hash, is_webmail_domain
+from leads.services import lead_identities
+from providers.base import PersonQuery
+
+MANUAL_SOURCE = "manual"
+# A column filled before any observation existed (import, API, an older version).
+RECORD_SOURCE = "record"
+
+
+def _subject_filter(subject: Lead | Company) -> Q:
+    return Q(lead=subject) if isinstance(subject, Lead) else Q(company=subject)
+
+
+def _fields_of(subject: Lead | Company) -> list[str]:
+    return LEAD_FIELDS if isinstance(subject, Lead) else COMPANY_FIELDS
+
+
+def current_observations(subject: Lead | Company) -> dict[str, Observation]:
+    """Return the newest applied or approved observation of each field of the subject."""
+    newest: dict[str, Observation] = {}
+    for observation in Observation.objects.filter(
+        _subject_filter(subject), state__in=Observation.CURRENT_STATES
+    ).order_by("field", "-observed_at", "-id"):
+        newest.setdefault(observation.field, observation)
+    return newest
+
+
+def current_values(
+    subject: Lead | Company, observations: dict[str, Observation]
+) -> dict[str, CurrentValue]:
+    """Return what each filled field holds now, with its source and whether it is locked."""
+    values: dict[str, CurrentValue] = {}
+    for name in _fields_of(subject):
+        value = getattr(subject, FIELDS[name].column)
+        if value in ("", None, []):
+            continue
+        observation = observations.get(name)
+        if observation is None or value_key(observation.value) != value_key(value):
+            values[name] = CurrentValue(value=value, source=RECORD_SOURCE)
+            continue
+        values[name] = CurrentValue(
+            value=value,
+            source=observation.source,
+            confidence=observation.confidence,
+            locked=observation_is_lock(observation),
+        )
+    return values
+
+
+def observation_is_lock(observation: Observation) -> bool:
+    return observation.state == Observation.State.APPROVED or observation.source == MANUAL_SOURCE
+
+
+def fields_needing_data(
+    subject: Lead | Company, wanted: list[str], observations: dict[str, Observation]
+) -> list[str]:
+    """Return the wanted fields that are not locked and not still fresh."""
+    now = timezone.now()
+    needing = []
+    for name in wanted:
+        observation = observations.get(name)
+        if observation is not None and (
+            observation_is_lock(observation) or observation.expires_at > now
+        ):
+            continue
+        needing.append(name)
+    return needing
+
+
+def rejected_proposals(subject: Lead | Company) -> frozenset[tuple[str, str, str]]:
+    return frozenset(
+        (field, source, value_key(value))
+        for field, source, value in Observation.objects.filter(
+            _subject_filter(subject), state=Observation.State.REJECTED
+        ).values_list("field", "source", "value")
+    )
+
+
+def lead_suppression(lead: Lead) -> Suppression | None:
+    """Return the suppression that covers this lead's identity or company domain, if any."""
+    values = [value for _, value in lead_identities(lead)]
+    if lead.company_id:
+        values.append(lead.company.domain)
+    hashes = [identity_hash(value) for value in values]
+    return Suppression.objects.filter(identifier_hash__in=hashes).first() if hashes else None
+
+
+@dataclass
+class LeadPlan:
+    """What the gate decided for one lead: the fields to look for and how to ask."""
+
+    query: PersonQuery
+    lead_wanted: list[str]
+    company_wanted: list[str]
+    lead_current: dict[str, CurrentValue]
+    company_current: dict[str, CurrentValue]
+    skip_reason: str = ""
+
+
+def lead_plan(lead: Lead, wanted: list[str]) -> LeadPlan:
+    """Run the gate for a lead: suppression, freshness and locks, something to look up."""
+    company = lead.company
+    query = PersonQuery(
+        email=lead.email or "",
+        first_name=lead.first_name,
+        last_name=lead.last_name,
+        domain=company.domain if company else "",
+        linkedin_url=lead.linkedin_url,
+    )
+    lead_observations = current_observations(lead)
+    plan = LeadPlan(
+        query=query,
+        lead_wanted=fields_needing_data(
+            lead, [f for f in wanted if f in LEAD_FIELDS], lead_observations
+        ),
+        company_wanted=[],
+        lead_current=current_values(lead, lead_observations),
+        company_current={},
+    )
+    # Free-mail domains say nothing about a company: never buy firmographics for them.
+    if company is not None and not is_webmail_domain(company.domain):
+        company_observations = current_observations(company)
+        plan.company_current = current_values(company, company_observations)
+        plan.company_wanted = fields_needing_data(
+            company, [f for f in wanted if f in COMPANY_FIELDS], company_observations
+        )
+    suppression = lead_suppression(lead)
+    if suppression is not None:
+        plan.skip_reason = f"suppressed: {suppression.reason}"
+    elif not plan.lead_wanted and not plan.company_wanted:
+        plan.skip_reason = "every wanted field is still fresh or locked"
+    elif not query.lookup_keys() and not plan.company_wanted:
+        plan.skip_reason = "nothing to look up: no email, LinkedIn URL, or name with company domain"
+    return plan
+
+
+def runs_stale(*, grace: timedelta, hard_time_limit: int) -> list[EnrichmentRun]:
+    """Return RUNNING runs older than any worker could still be working on them."""
+    cutoff = timezone.now() - timedelta(seconds=hard_time_limit) - grace
+    return list(
+        EnrichmentRun.objects.filter(state=EnrichmentRun.State.RUNNING, started_at__lt=cutoff)
+    )
+
+
+def runs_unsent(*, requeue_after: timedelta) -> list[int]:
+    """Return ids of QUEUED runs now due whose message is missing or was never taken."""
+    now = timezone.now()
+    return list(
+        EnrichmentRun.objects.filter(state=EnrichmentRun.State.QUEUED, available_at__lte=now)
+        .filter(Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=now - requeue_after))
+        .values_list("id", flat=True)
+    )

@@ -1,0 +1,1 @@
+"""Hunter (hunter.io) API v2: email finder, email verifier and domain search."""

@@ -1,0 +1,299 @@
+"""Every provider call goes through here: cache first, then the call, and a ledger row
+whatever happens. The ledger is the cache: a hit or a miss for the same normalized key
+inside its TTL is reused, not paid again."""
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from datetime import timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Q, Sum
+from django.utils import timezone
+
+from providers.base import (
+    BudgetReached,
+    Candidate,
+    Deferred,
+    ProviderAnswer,
+    ProviderError,
+    QuotaExhausted,
+    RateLimited,
+)
+from providers.models import ProviderCall, ProviderConfig
+from providers.rate_limit import rate_limiter, wait_for_slot
+
+# A stored answer larger than this keeps its candidates but not the vendor's raw JSON.
+MAX_STORED_RAW_BYTES = 16_384
+
+
+def lookup_key_hash(lookup_key: str) -> str:
+    return hashlib.sha256(lookup_key.encode()).hexdigest()
+
+
+def idempotency_key_for(*, provider: str, operation: str, lookup_key: str, scope: str) -> str:
+    """Return the key every attempt of one lookup within one scope (a run) shares."""
+    return hashlib.sha256(f"{provider}|{operation}|{lookup_key}|{scope}".encode()).hexdigest()
+
+
+def _stored(answer: ProviderAnswer) -> dict:
+    raw = answer.raw
+    if len(json.dumps(raw, default=str)) > MAX_STORED_RAW_BYTES:
+        raw = {"trimmed": True}
+    return {"candidates": [asdict(c) for c in answer.candidates], "raw": raw}
+
+
+def _answer_from(call: ProviderCall) -> ProviderAnswer:
+    stored = call.response or {}
+    return ProviderAnswer(
+        candidates=[Candidate(**c) for c in stored.get("candidates", [])],
+        credits=0.0,
+        http_status=call.http_status,
+        raw=stored.get("raw", {}),
+    )
+
+
+def reusable_answer(
+    *,
+    provider: str,
+    operation: str,
+    key_hashes: list[str],
+    hit_ttl: timedelta,
+    miss_ttl: timedelta,
+    idempotency_key: str = "",
+) -> ProviderCall | None:
+    """Return a paid answer for these keys that is still good, or one this run already got."""
+    now = timezone.now()
+    paid = ProviderCall.objects.filter(
+        provider=provider, operation=operation, lookup_key_hash__in=key_hashes
+    )
+    fresh = Q(outcome=ProviderCall.Outcome.HIT, created_at__gte=now - hit_ttl) | Q(
+        outcome=ProviderCall.Outcome.MISS, created_at__gte=now - miss_ttl
+    )
+    same_run = Q(
+        idempotency_key=idempotency_key,
+        outcome__in=[ProviderCall.Outcome.HIT, ProviderCall.Outcome.MISS],
+    )
+    return paid.filter(fresh | same_run).order_by("-created_at").first()
+
+
+def call_with_ledger(
+    *,
+    provider: str,
+    operation: str,
+    lookup_keys: Sequence[str],
+    scope: str,
+    hit_ttl: timedelta,
+    miss_ttl: timedelta,
+    call: Callable[[str], ProviderAnswer],
+    expected_credits: float = 1.0,
+) -> tuple[ProviderAnswer, ProviderCall]:
+    """Answer from the cache or make `call(idempotency_key)`; always leave a ledger row.
+
+    `lookup_keys` are every normalized key the subject is known by, the strongest first;
+    the call is recorded under the first. Before paying, the call waits for its slot in the
+    provider's shared rate limit and reserves `expected_credits` against its budgets.
+    ProviderErrors are recorded and re-raised for the caller to decide on a retry; Deferred
+    means nothing was asked.
+    """
+    key_hash = lookup_key_hash(lookup_keys[0])
+    idempotency_key = idempotency_key_for(
+        provider=provider, operation=operation, lookup_key=lookup_keys[0], scope=scope
+    )
+
+    def reusable() -> ProviderCall | None:
+        return reusable_answer(
+            provider=provider,
+            operation=operation,
+            key_hashes=[lookup_key_hash(key) for key in lookup_keys],
+            idempotency_key=idempotency_key,
+            hit_ttl=hit_ttl,
+            miss_ttl=miss_ttl,
+        )
+
+    def served_from(cached: ProviderCall) -> tuple[ProviderAnswer, ProviderCall]:
+        row = ProviderCall.objects.create(
+            provider=provider,
+            operation=operation,
+            lookup_key_hash=key_hash,
+            idempotency_key=idempotency_key,
+            outcome=ProviderCall.Outcome.CACHED,
+            http_status=cached.http_status,
+            cached_from=cached,
+        )
+        return _answer_from(cached), row
+
+    cached = reusable()
+    if cached is not None:
+        return served_from(cached)
+
+    config = ProviderConfig.objects.filter(provider=provider).first()
+    wait_for_slot(provider, per_minute=_our_limit(config))
+    row = _claim(
+        provider=provider,
+        operation=operation,
+        key_hash=key_hash,
+        idempotency_key=idempotency_key,
+        config=config,
+        expected_credits=expected_credits,
+        answered=reusable,
+    )
+    if isinstance(row, _AnsweredMeanwhile):
+        if row.row is not None:
+            return _answer_from(row.cached), row.row
+        return served_from(row.cached)
+
+    started = time.monotonic()
+    try:
+        answer = call(idempotency_key)
+    except ProviderError as exc:
+        row.outcome = exc.outcome
+        row.http_status = exc.http_status
+        row.error = str(exc)[:500]
+        row.credits = 0
+        row.duration_ms = int((time.monotonic() - started) * 1000)
+        row.save(update_fields=["outcome", "http_status", "error", "credits", "duration_ms"])
+        if isinstance(exc, RateLimited):
+            # The vendor said slow down: every worker stops asking until then.
+            rate_limiter().pause(provider, seconds=exc.retry_after)
+        elif isinstance(exc, QuotaExhausted):
+            rate_limiter().pause(provider, seconds=settings.PROVIDER_QUOTA_PAUSE_SECONDS)
+        raise
+    except BaseException:
+        # A time limit or a bug: nothing is known of the answer, so nothing stays reserved.
+        ProviderCall.objects.filter(id=row.id).update(
+            outcome=ProviderCall.Outcome.ERROR, credits=0, error="interrupted mid-call"
+        )
+        raise
+    row.outcome = ProviderCall.Outcome.HIT if answer.is_hit else ProviderCall.Outcome.MISS
+    row.http_status = answer.http_status
+    row.credits = answer.credits
+    row.response = _stored(answer)
+    row.duration_ms = int((time.monotonic() - started) * 1000)
+    row.save(update_fields=["outcome", "http_status", "credits", "response", "duration_ms"])
+    return answer, row
+
+
+def _our_limit(config: ProviderConfig | None) -> int | None:
+    if config is None or not config.rate_limit_per_minute:
+        return None
+    return max(1, int(config.rate_limit_per_minute * settings.PROVIDER_RATE_LIMIT_MARGIN))
+
+
+class _AnsweredMeanwhile:
+    def __init__(self, cached: ProviderCall, row: ProviderCall | None = None) -> None:
+        self.cached = cached
+        self.row = row
+
+
+def _claim(
+    *,
+    provider: str,
+    operation: str,
+    key_hash: str,
+    idempotency_key: str,
+    config: ProviderConfig | None,
+    expected_credits: float,
+    answered: Callable[[], ProviderCall | None],
+) -> ProviderCall | _AnsweredMeanwhile:
+    """Write the in-flight row that reserves the credits, or wait for whoever holds it.
+
+    The row is written before the call so a worker killed mid-call still leaves a trace,
+    and its retry sends the same idempotency key (a vendor that honours it bills once).
+    """
+    deadline = time.monotonic() + settings.PROVIDER_HTTP_TIMEOUT_SECONDS + 1
+    while True:
+        # Whoever held the lookup may have answered it since the caller looked.
+        cached = answered()
+        if cached is not None:
+            return _AnsweredMeanwhile(cached)
+        try:
+            with transaction.atomic():
+                budget_check(provider=provider, config=config, credits=expected_credits)
+                row = ProviderCall.objects.create(
+                    provider=provider,
+                    operation=operation,
+                    lookup_key_hash=key_hash,
+                    idempotency_key=idempotency_key,
+                    outcome=ProviderCall.Outcome.PENDING,
+                    credits=expected_credits,
+                )
+        except IntegrityError:
+            row = None
+        if row is not None:
+            # The holder may have answered between our look and our insert (after the insert
+            # the one-in-flight index rules it out), so look once more before paying.
+            cached = answered()
+            if cached is None:
+                return row
+            row.outcome = ProviderCall.Outcome.CACHED
+            row.credits = 0
+            row.http_status = cached.http_status
+            row.cached_from = cached
+            row.save(update_fields=["outcome", "credits", "http_status", "cached_from"])
+            return _AnsweredMeanwhile(cached, row)
+        in_flight = ProviderCall.objects.filter(
+            provider=provider,
+            operation=operation,
+            lookup_key_hash=key_hash,
+            outcome=ProviderCall.Outcome.PENDING,
+        ).first()
+        # Past this no live worker can still be waiting for its answer.
+        abandoned_before = timezone.now() - timedelta(
+            seconds=2 * settings.PROVIDER_HTTP_TIMEOUT_SECONDS + 30
+        )
+        if in_flight is not None and (
+            in_flight.idempotency_key == idempotency_key or in_flight.created_at < abandoned_before
+        ):
+            # Our own lost attempt, or a worker that died mid-call: nobody will finish it.
+            ProviderCall.objects.filter(
+                id=in_flight.id, outcome=ProviderCall.Outcome.PENDING
+            ).update(outcome=ProviderCall.Outcome.ERROR, credits=0, error="abandoned: worker lost")
+            continue
+        if time.monotonic() > deadline:
+            raise Deferred(f"the same {provider} lookup is still in flight", retry_after=5)
+        time.sleep(0.1)
+
+
+def budget_check(*, provider: str, config: ProviderConfig | None, credits: float) -> None:
+    """Raise BudgetReached if `credits` more would pass a daily or monthly budget.
+
+    Called inside the transaction that writes the reservation; the config row is locked so
+    two workers cannot both take the last credit.
+    """
+    if config is None or (
+        config.daily_credit_budget is None and config.monthly_credit_budget is None
+    ):
+        return
+    ProviderConfig.objects.select_for_update().filter(id=config.id).first()
+    for budget, start, next_start in _budget_periods(config):
+        spent = credits_spent(provider=provider, since=start)
+        if spent + Decimal(str(credits)) > budget:
+            wait = (next_start - timezone.now()).total_seconds()
+            raise BudgetReached(
+                f"{provider} budget of {budget} credits reached ({spent} spent)",
+                retry_after=max(wait, 1),
+            )
+
+
+def _budget_periods(config: ProviderConfig):
+    now = timezone.now()
+    day = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    month = day.replace(day=1)
+    next_month = (month + timedelta(days=32)).replace(day=1)
+    if config.daily_credit_budget is not None:
+        yield config.daily_credit_budget, day, day + timedelta(days=1)
+    if config.monthly_credit_budget is not None:
+        yield config.monthly_credit_budget, month, next_month
+
+
+def credits_spent(*, provider: str, since) -> Decimal:
+    """Return the credits paid or reserved (in flight) for a provider since a moment."""
+    total = ProviderCall.objects.filter(provider=provider, created_at__gte=since).aggregate(
+        total=Sum("credits")
+    )["total"]
+    return total or Decimal(0)

@@ -1,0 +1,117 @@
+"""`manage.py sandbox_provider`: run the sandbox enrichment provider until Ctrl-C."""
+
+import argparse
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from providers.sandbox.server import serve
+
+
+def _port(value: str) -> int:
+    port = _integer(value)
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a port (0-65535, 0 for any free one)")
+    return port
+
+
+def _non_negative(value: str) -> int:
+    number = _integer(value)
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"{value!r} is negative")
+    return number
+
+
+def _fraction(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
+    if not 0.0 <= number <= 1.0:
+        raise argparse.ArgumentTypeError(f"{value!r} is not between 0 and 1")
+    return number
+
+
+def _integer(value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
+
+
+class Command(BaseCommand):
+    help = (
+        "Run the sandbox provider: a vendor-like enrichment API (person and company lookups) "
+        "answering deterministic data, with optional latency, injected failures, a rate "
+        "limit and an API key. Point SANDBOX_BASE_URL at it; Ctrl-C stops it."
+    )
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "--port",
+            type=_port,
+            default=8765,
+            help="TCP port to listen on (default 8765; 0 picks a free one).",
+        )
+        parser.add_argument(
+            "--host",
+            default="127.0.0.1",
+            help="IPv4 address to bind (default 127.0.0.1; 0.0.0.0 for every interface).",
+        )
+        parser.add_argument(
+            "--latency-ms",
+            type=_non_negative,
+            default=0,
+            metavar="MS",
+            help="Delay added to every API answer, in milliseconds (default 0).",
+        )
+        parser.add_argument(
+            "--error-rate",
+            type=_fraction,
+            default=0.0,
+            metavar="F",
+            help="Share of API requests answered 503 at random, from 0 to 1 (default 0).",
+        )
+        parser.add_argument(
+            "--rate-limit",
+            type=_non_negative,
+            default=0,
+            metavar="PER_MIN",
+            help=(
+                "Requests allowed per fixed 60-second window across all clients; more get "
+                "429 with Retry-After (default 0: no limit)."
+            ),
+        )
+        parser.add_argument(
+            "--api-key",
+            default=None,
+            metavar="KEY",
+            help=(
+                "Require 'Authorization: Bearer KEY' (default: the SANDBOX_API_KEY setting, "
+                "so the app's own key works; empty: no key needed)."
+            ),
+        )
+        parser.add_argument(
+            "--quiet",
+            action="store_true",
+            help="Do not log a line per request.",
+        )
+
+    def handle(self, *args, **options) -> None:
+        api_key = options["api_key"]
+        try:
+            serve(
+                options["port"],
+                host=options["host"],
+                latency_ms=options["latency_ms"],
+                error_rate=options["error_rate"],
+                rate_limit_per_min=options["rate_limit"],
+                api_key=settings.SANDBOX_API_KEY if api_key is None else api_key,
+                quiet=options["quiet"],
+            )
+        except OSError as exc:
+            raise CommandError(
+                f"cannot listen on {options['host']}:{options['port']}: {exc}"
+            ) from None
+        except KeyboardInterrupt:
+            self.stderr.write("Sandbox provider stopped.")

@@ -1,0 +1,1 @@
+"""Netrows: professional-profile lookups by LinkedIn URL or email."""

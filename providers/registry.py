@@ -1,0 +1,30 @@
+"""Which providers are on: each is enabled by its own settings, read at every call."""
+
+from django.conf import settings
+
+from providers.apollo.adapter import ApolloProvider
+from providers.base import Provider
+from providers.hunter.adapter import HunterProvider
+from providers.netrows.adapter import NetrowsProvider
+from providers.pdl.adapter import PdlProvider
+from providers.sandbox.adapter import SandboxProvider
+
+
+def enabled_providers() -> list[Provider]:
+    """Return the configured providers; one without its base URL or key is simply off."""
+    providers: list[Provider] = []
+    if settings.SANDBOX_BASE_URL:
+        providers.append(
+            SandboxProvider(settings.SANDBOX_BASE_URL, api_key=settings.SANDBOX_API_KEY)
+        )
+    if settings.HUNTER_API_KEY:
+        providers.append(HunterProvider(settings.HUNTER_BASE_URL, settings.HUNTER_API_KEY))
+    if settings.PDL_API_KEY:
+        providers.append(PdlProvider(settings.PDL_BASE_URL, api_key=settings.PDL_API_KEY))
+    if settings.APOLLO_API_KEY:
+        providers.append(ApolloProvider(settings.APOLLO_BASE_URL, api_key=settings.APOLLO_API_KEY))
+    if settings.NETROWS_API_KEY:
+        providers.append(
+            NetrowsProvider(settings.NETROWS_BASE_URL, api_key=settings.NETROWS_API_KEY)
+        )
+    return providers
