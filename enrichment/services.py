@@ -7,7 +7,7 @@ worker was lost and sends them again, or declares them dead after ENRICHMENT_MAX
 """
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
@@ -37,6 +37,7 @@ from leads.services import lead_suppress
 from providers.base import (
     Candidate,
     Deferred,
+    PersonQuery,
     Provider,
     ProviderAnswer,
     ProviderError,
@@ -44,13 +45,14 @@ from providers.base import (
     RateLimited,
     Suppressed,
 )
-from providers.ledger import call_with_ledger
+from providers.ledger import Lookup, call_many_with_ledger, call_with_ledger
 from providers.models import ProviderCall
 from providers.registry import enabled_providers
 
 logger = logging.getLogger(__name__)
 
 RUN_TASK = "enrichment.run_execute"
+BATCH_TASK = "enrichment.runs_execute_batch"
 RUN_QUEUE = "enrichment"
 
 _JOB_KIND_BY_TRIGGER = {
@@ -131,8 +133,15 @@ def runs_create(
 
 
 def _send(run_ids: Iterable[int]) -> None:
-    for run_id in run_ids:
-        current_app.send_task(RUN_TASK, args=[run_id], queue=RUN_QUEUE)
+    """Send runs to the workers: alone, or several to a message so bulk endpoints serve them."""
+    run_ids = list(run_ids)
+    size = settings.ENRICHMENT_BATCH_SIZE
+    if len(run_ids) == 1 or size <= 1:
+        for run_id in run_ids:
+            current_app.send_task(RUN_TASK, args=[run_id], queue=RUN_QUEUE)
+        return
+    for start in range(0, len(run_ids), size):
+        current_app.send_task(BATCH_TASK, args=[run_ids[start : start + size]], queue=RUN_QUEUE)
 
 
 # --- Executing a run --------------------------------------------------------------------
@@ -176,27 +185,187 @@ def run_execute(*, run_id: int) -> EnrichmentRun | None:
     if run is None:
         return None
     try:
-        state, summary = _lead_enrich(run=run)
-    except _Skip as skip:
-        return run_finish(run=run, state=EnrichmentRun.State.SKIPPED, summary={"reason": str(skip)})
-    except Suppressed as exc:
-        lead_suppress(lead=run.lead, reason=str(exc))
-        return run_finish(
-            run=run, state=EnrichmentRun.State.SKIPPED, summary={"reason": f"suppressed: {exc}"}
-        )
-    except _HeldBack as held:
-        return run_defer(run=run, reason=str(held), delay=held.retry_after)
-    except ProviderError as exc:
-        if exc.retryable:
-            return run_retry_later(run=run, error=str(exc), delay=getattr(exc, "retry_after", None))
-        return run_finish(run=run, state=EnrichmentRun.State.FAILED, error=str(exc))
-    except SoftTimeLimitExceeded:
-        return run_retry_later(run=run, error="took longer than the soft time limit")
+        outcome = _pipeline_alone(_lead_pipeline(run=run))
     except Exception as exc:
-        # A bug or bad data must cost this run, not the worker or the other leads.
-        logger.exception("run %s failed", run.id)
-        return run_finish(run=run, state=EnrichmentRun.State.FAILED, error=repr(exc)[:1000])
-    return run_finish(run=run, state=state, summary=summary)
+        outcome = exc
+    return _run_conclude(run=run, outcome=outcome)
+
+
+def runs_execute_batch(*, run_ids: Sequence[int]) -> list[EnrichmentRun]:
+    """Take several leads through the pipeline together, so that a provider with a bulk
+    endpoint answers them in one request (PDL 100 people, Apollo 10).
+
+    The leads advance in step: each round, every lead asks its next provider; the
+    questions put to a bulk-capable provider go out together, the rest one by one. What
+    each lead asks, and when it stops, is exactly what `run_execute` would do for it.
+    """
+    runs = [run for run_id in run_ids if (run := run_claim(run_id=run_id)) is not None]
+    pipelines = {run.id: _lead_pipeline(run=run) for run in runs}
+    by_id = {run.id: run for run in runs}
+    finished: list[EnrichmentRun] = []
+    replies: dict[int, _Reply] = dict.fromkeys(pipelines, _Reply())
+    try:
+        while replies:
+            asks: dict[int, _Ask] = {}
+            for run_id, reply in replies.items():
+                try:
+                    asks[run_id] = reply.resume(pipelines[run_id])
+                except _PipelineDone as done:
+                    finished.append(_run_conclude(run=by_id[run_id], outcome=done.outcome))
+            replies = _answer_together(asks)
+    except SoftTimeLimitExceeded as exc:
+        for run_id in pipelines.keys() - {run.id for run in finished}:
+            finished.append(_run_conclude(run=by_id[run_id], outcome=exc))
+    return finished
+
+
+def _run_conclude(*, run: EnrichmentRun, outcome: tuple[str, dict] | Exception) -> EnrichmentRun:
+    """Record how the pipeline ended for this run: a result, or the exception that ended it."""
+    if not isinstance(outcome, Exception):
+        state, summary = outcome
+        return run_finish(run=run, state=state, summary=summary)
+    if isinstance(outcome, _Skip):
+        return run_finish(
+            run=run, state=EnrichmentRun.State.SKIPPED, summary={"reason": str(outcome)}
+        )
+    if isinstance(outcome, Suppressed):
+        lead_suppress(lead=run.lead, reason=str(outcome))
+        return run_finish(
+            run=run, state=EnrichmentRun.State.SKIPPED, summary={"reason": f"suppressed: {outcome}"}
+        )
+    if isinstance(outcome, _HeldBack):
+        return run_defer(run=run, reason=str(outcome), delay=outcome.retry_after)
+    if isinstance(outcome, ProviderError):
+        if outcome.retryable:
+            return run_retry_later(
+                run=run, error=str(outcome), delay=getattr(outcome, "retry_after", None)
+            )
+        return run_finish(run=run, state=EnrichmentRun.State.FAILED, error=str(outcome))
+    if isinstance(outcome, SoftTimeLimitExceeded):
+        return run_retry_later(run=run, error="took longer than the soft time limit")
+    # A bug or bad data must cost this run, not the worker or the other leads.
+    logger.error("run %s failed", run.id, exc_info=outcome)
+    return run_finish(run=run, state=EnrichmentRun.State.FAILED, error=repr(outcome)[:1000])
+
+
+# --- Driving the pipeline -----------------------------------------------------------------
+# `_lead_pipeline` is a generator: it yields each question it wants answered through the
+# ledger (an `_Ask`) and is sent the answer, or has the ProviderError thrown in where it
+# asked. That keeps one lead's logic in one place while a driver decides how questions
+# travel: one at a time (`run_execute`) or gathered into bulk requests (a batch).
+
+
+@dataclass(frozen=True)
+class _Ask:
+    """One question for one provider, as the ledger needs it."""
+
+    provider: Provider
+    operation: str
+    lookup: Lookup
+    call: Callable[[str], ProviderAnswer]
+    # For a person lookup: what a bulk request would carry instead of `call`.
+    query: PersonQuery | None = None
+
+
+Answered = tuple[ProviderAnswer, ProviderCall]
+LeadPipeline = Generator[_Ask, Answered, tuple[str, dict]]
+
+
+class _PipelineDone(Exception):
+    def __init__(self, outcome: tuple[str, dict] | Exception) -> None:
+        self.outcome = outcome
+
+
+@dataclass(frozen=True)
+class _Reply:
+    """What goes back into a pipeline where it asked: an answer, or the error instead."""
+
+    answered: Answered | None = None
+    error: Exception | None = None
+
+    def resume(self, pipeline: LeadPipeline) -> _Ask:
+        """Run the pipeline to its next question; raise _PipelineDone when it ends."""
+        try:
+            if self.error is not None:
+                return pipeline.throw(self.error)
+            return pipeline.send(self.answered)  # type: ignore[arg-type]
+        except StopIteration as stop:
+            raise _PipelineDone(stop.value) from None
+        except Exception as exc:
+            raise _PipelineDone(exc) from None
+
+
+def _pipeline_alone(pipeline: LeadPipeline) -> tuple[str, dict]:
+    reply = _Reply()
+    while True:
+        try:
+            ask = reply.resume(pipeline)
+        except _PipelineDone as done:
+            if isinstance(done.outcome, Exception):
+                raise done.outcome from None
+            return done.outcome
+        reply = _answer_alone(ask)
+
+
+def _answer_alone(ask: _Ask) -> _Reply:
+    """Ask one question; any error goes back into the pipeline that asked it."""
+    try:
+        return _Reply(
+            answered=call_with_ledger(
+                provider=ask.provider.name,
+                operation=ask.operation,
+                lookup_keys=ask.lookup.lookup_keys,
+                scope=ask.lookup.scope,
+                hit_ttl=ask.lookup.hit_ttl,
+                miss_ttl=ask.lookup.miss_ttl,
+                call=ask.call,
+            )
+        )
+    except SoftTimeLimitExceeded:
+        raise
+    except Exception as exc:
+        # Thrown in where the pipeline asked: a ProviderError is its to handle, anything
+        # else ends that one run as failed.
+        return _Reply(error=exc)
+
+
+def _answer_together(asks: dict[int, _Ask]) -> dict[int, _Reply]:
+    """Answer one round of questions, person lookups to a bulk-capable provider in bulk."""
+    replies: dict[int, _Reply] = {}
+    bulk: dict[str, list[int]] = {}
+    for run_id, ask in asks.items():
+        if ask.query is not None and ask.provider.person_bulk_size > 1:
+            bulk.setdefault(ask.provider.name, []).append(run_id)
+        else:
+            replies[run_id] = _answer_alone(ask)
+    for run_ids in bulk.values():
+        provider = asks[run_ids[0]].provider
+        for start in range(0, len(run_ids), provider.person_bulk_size):
+            chunk = run_ids[start : start + provider.person_bulk_size]
+            if len(chunk) == 1:
+                replies[chunk[0]] = _answer_alone(asks[chunk[0]])
+                continue
+            queries = [asks[run_id].query for run_id in chunk]
+            try:
+                results = call_many_with_ledger(
+                    provider=provider.name,
+                    operation="person_enrich",
+                    lookups=[asks[run_id].lookup for run_id in chunk],
+                    call=lambda key, positions, p=provider, q=queries: p.person_enrich_bulk(
+                        [q[position] for position in positions], idempotency_key=key
+                    ),
+                )
+            except SoftTimeLimitExceeded:
+                raise
+            except Exception as exc:
+                results = [exc] * len(chunk)
+            for run_id, result in zip(chunk, results, strict=True):
+                replies[run_id] = (
+                    _Reply(error=result)
+                    if isinstance(result, Exception)
+                    else _Reply(answered=result)
+                )
+    return replies
 
 
 class _HeldBack(Exception):
@@ -216,8 +385,10 @@ def _wanted_fields(run: EnrichmentRun) -> list[str]:
     return list(run.fields) or list(FIELDS)
 
 
-def _lead_enrich(*, run: EnrichmentRun) -> tuple[str, dict]:
-    """Gate, look up, merge and write one lead; return the run's final state and summary."""
+def _lead_pipeline(*, run: EnrichmentRun) -> LeadPipeline:
+    """Gate, look up, merge and write one lead; return the run's final state and summary.
+
+    Each provider question is yielded to the driver (see `_Ask`)."""
     lead = run.lead
     company = lead.company
     plan = lead_plan(lead, _wanted_fields(run))
@@ -236,7 +407,11 @@ def _lead_enrich(*, run: EnrichmentRun) -> tuple[str, dict]:
         guess = pattern_candidate(lead)
         if guess is not None:
             gathered.lead_candidates.extend(
-                _verified_guess(guess, verifiers=orders["email"], run=run, gathered=gathered)
+                (
+                    yield from _verified_guess(
+                        guess, verifiers=orders["email"], run=run, gathered=gathered
+                    )
+                )
             )
             lead_wanted = _unsatisfied(lead, lead_wanted, lead_current, gathered.lead_candidates)
     while provider := next_provider(lead_wanted + company_wanted, orders, asked):
@@ -247,7 +422,7 @@ def _lead_enrich(*, run: EnrichmentRun) -> tuple[str, dict]:
                 and can_look_up
                 and (provider.fields & set(lead_wanted))
             ):
-                _ask(
+                yield from _ask(
                     provider=provider,
                     operation="person_enrich",
                     lookup_keys=query.lookup_keys(),
@@ -256,9 +431,10 @@ def _lead_enrich(*, run: EnrichmentRun) -> tuple[str, dict]:
                     into=gathered.lead_candidates,
                     wanted=lead_wanted,
                     call=lambda key, p=provider: p.person_enrich(query, idempotency_key=key),
+                    query=query,
                 )
             if "company_enrich" in provider.operations and provider.fields & set(company_wanted):
-                _ask(
+                yield from _ask(
                     provider=provider,
                     operation="company_enrich",
                     lookup_keys=[f"domain:{company.domain}"],
@@ -293,20 +469,22 @@ def _lead_enrich(*, run: EnrichmentRun) -> tuple[str, dict]:
 
 def _verified_guess(
     guess: Candidate, *, verifiers: list[Provider], run: EnrichmentRun, gathered: _Gathered
-) -> list[Candidate]:
+) -> Generator[_Ask, Answered, list[Candidate]]:
     """Return the pattern guess, applicable only if a verifier says the mailbox is valid,
     together with the verifier's own statement about it."""
     for provider in verifiers:
         if "email_verify" not in provider.operations:
             continue
         try:
-            answer, ledger_row = call_with_ledger(
-                provider=provider.name,
+            answer, ledger_row = yield _Ask(
+                provider=provider,
                 operation="email_verify",
-                lookup_keys=[f"email:{guess.value}"],
-                scope=f"run:{run.id}",
-                hit_ttl=timedelta(days=FIELDS["email"].fresh_for_days),
-                miss_ttl=timedelta(days=settings.PROVIDER_MISS_TTL_DAYS),
+                lookup=Lookup(
+                    lookup_keys=[f"email:{guess.value}"],
+                    scope=f"run:{run.id}",
+                    hit_ttl=timedelta(days=FIELDS["email"].fresh_for_days),
+                    miss_ttl=timedelta(days=settings.PROVIDER_MISS_TTL_DAYS),
+                ),
                 call=lambda key, p=provider: p.email_verify(guess.value, idempotency_key=key),
             )
         except ProviderError as exc:
@@ -353,17 +531,21 @@ def _ask(
     into: list[Candidate],
     wanted: list[str],
     call: Callable[[str], ProviderAnswer],
-) -> None:
+    query: PersonQuery | None = None,
+) -> Generator[_Ask, Answered, None]:
     """Ask one provider through the ledger and collect its candidates."""
-    answer, ledger_row = call_with_ledger(
-        provider=provider.name,
+    answer, ledger_row = yield _Ask(
+        provider=provider,
         operation=operation,
-        lookup_keys=lookup_keys,
-        scope=f"run:{run.id}",
-        # A hit is good for as long as the longest-lived field it was asked for.
-        hit_ttl=timedelta(days=max(FIELDS[name].fresh_for_days for name in wanted)),
-        miss_ttl=timedelta(days=settings.PROVIDER_MISS_TTL_DAYS),
+        lookup=Lookup(
+            lookup_keys=lookup_keys,
+            scope=f"run:{run.id}",
+            # A hit is good for as long as the longest-lived field it was asked for.
+            hit_ttl=timedelta(days=max(FIELDS[name].fresh_for_days for name in wanted)),
+            miss_ttl=timedelta(days=settings.PROVIDER_MISS_TTL_DAYS),
+        ),
         call=call,
+        query=query,
     )
     if not answer.candidates:
         gathered.misses += 1

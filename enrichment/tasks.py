@@ -22,6 +22,17 @@ def run_execute(run_id: int) -> None:
 
 
 @shared_task(
+    name="enrichment.runs_execute_batch",
+    queue="enrichment",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    ignore_result=True,
+)
+def runs_execute_batch(run_ids: list[int]) -> None:
+    services.runs_execute_batch(run_ids=run_ids)
+
+
+@shared_task(
     name="enrichment.runs_sweep",
     queue="maintenance",
     ignore_result=True,

@@ -6,7 +6,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import timedelta
 from decimal import Decimal
 
@@ -81,6 +81,36 @@ def reusable_answer(
     return paid.filter(fresh | same_run).order_by("-created_at").first()
 
 
+@dataclass(frozen=True)
+class Lookup:
+    """One question for the ledger: every key its subject is known by (the strongest
+    first), the scope its attempts share (a run), and how long answers to it stay good."""
+
+    lookup_keys: Sequence[str]
+    scope: str
+    hit_ttl: timedelta
+    miss_ttl: timedelta
+
+    @property
+    def key_hash(self) -> str:
+        return lookup_key_hash(self.lookup_keys[0])
+
+    def idempotency_key(self, *, provider: str, operation: str) -> str:
+        return idempotency_key_for(
+            provider=provider, operation=operation, lookup_key=self.lookup_keys[0], scope=self.scope
+        )
+
+    def reusable(self, *, provider: str, operation: str) -> ProviderCall | None:
+        return reusable_answer(
+            provider=provider,
+            operation=operation,
+            key_hashes=[lookup_key_hash(key) for key in self.lookup_keys],
+            idempotency_key=self.idempotency_key(provider=provider, operation=operation),
+            hit_ttl=self.hit_ttl,
+            miss_ttl=self.miss_ttl,
+        )
+
+
 def call_with_ledger(
     *,
     provider: str,
@@ -100,82 +130,183 @@ def call_with_ledger(
     ProviderErrors are recorded and re-raised for the caller to decide on a retry; Deferred
     means nothing was asked.
     """
-    key_hash = lookup_key_hash(lookup_keys[0])
-    idempotency_key = idempotency_key_for(
-        provider=provider, operation=operation, lookup_key=lookup_keys[0], scope=scope
-    )
-
-    def reusable() -> ProviderCall | None:
-        return reusable_answer(
-            provider=provider,
-            operation=operation,
-            key_hashes=[lookup_key_hash(key) for key in lookup_keys],
-            idempotency_key=idempotency_key,
-            hit_ttl=hit_ttl,
-            miss_ttl=miss_ttl,
-        )
-
-    def served_from(cached: ProviderCall) -> tuple[ProviderAnswer, ProviderCall]:
-        row = ProviderCall.objects.create(
-            provider=provider,
-            operation=operation,
-            lookup_key_hash=key_hash,
-            idempotency_key=idempotency_key,
-            outcome=ProviderCall.Outcome.CACHED,
-            http_status=cached.http_status,
-            cached_from=cached,
-        )
-        return _answer_from(cached), row
-
-    cached = reusable()
+    lookup = Lookup(lookup_keys=lookup_keys, scope=scope, hit_ttl=hit_ttl, miss_ttl=miss_ttl)
+    cached = lookup.reusable(provider=provider, operation=operation)
     if cached is not None:
-        return served_from(cached)
+        return _served_from(cached, provider=provider, operation=operation, lookup=lookup)
 
     config = ProviderConfig.objects.filter(provider=provider).first()
     wait_for_slot(provider, per_minute=_our_limit(config))
     row = _claim(
         provider=provider,
         operation=operation,
-        key_hash=key_hash,
-        idempotency_key=idempotency_key,
+        lookup=lookup,
         config=config,
         expected_credits=expected_credits,
-        answered=reusable,
     )
     if isinstance(row, _AnsweredMeanwhile):
-        if row.row is not None:
-            return _answer_from(row.cached), row.row
-        return served_from(row.cached)
+        return row.answer()
 
     started = time.monotonic()
     try:
-        answer = call(idempotency_key)
+        answer = call(lookup.idempotency_key(provider=provider, operation=operation))
     except ProviderError as exc:
-        row.outcome = exc.outcome
-        row.http_status = exc.http_status
-        row.error = str(exc)[:500]
-        row.credits = 0
-        row.duration_ms = int((time.monotonic() - started) * 1000)
-        row.save(update_fields=["outcome", "http_status", "error", "credits", "duration_ms"])
-        if isinstance(exc, RateLimited):
-            # The vendor said slow down: every worker stops asking until then.
-            rate_limiter().pause(provider, seconds=exc.retry_after)
-        elif isinstance(exc, QuotaExhausted):
-            rate_limiter().pause(provider, seconds=settings.PROVIDER_QUOTA_PAUSE_SECONDS)
+        _record_failure([row], exc, started=started)
         raise
     except BaseException:
-        # A time limit or a bug: nothing is known of the answer, so nothing stays reserved.
-        ProviderCall.objects.filter(id=row.id).update(
-            outcome=ProviderCall.Outcome.ERROR, credits=0, error="interrupted mid-call"
-        )
+        _record_interrupted([row])
         raise
+    _record_answer(row, answer, started=started)
+    return answer, row
+
+
+def call_many_with_ledger(
+    *,
+    provider: str,
+    operation: str,
+    lookups: Sequence[Lookup],
+    call: Callable[[str, list[int]], list[ProviderAnswer]],
+    expected_credits_each: float = 1.0,
+) -> list[tuple[ProviderAnswer, ProviderCall] | ProviderError]:
+    """Answer many lookups with at most one bulk request: `call(idempotency_key, positions)`
+    asks the vendor about `lookups[position]` for each position and returns one answer per
+    position, in order.
+
+    The ledger is kept exactly as if each lookup had been asked alone (one row each, the
+    credits on the row that paid), so the cache, budgets and the spend figures cannot tell
+    a bulk answer from a single one. Lookups for the same person are asked once. Returns,
+    per lookup, its answer and ledger row, or the ProviderError that left it unanswered.
+    """
+    results: list[tuple[ProviderAnswer, ProviderCall] | ProviderError | None] = [None] * len(
+        lookups
+    )
+    to_buy: dict[str, list[int]] = {}
+    for position, lookup in enumerate(lookups):
+        cached = lookup.reusable(provider=provider, operation=operation)
+        if cached is not None:
+            results[position] = _served_from(
+                cached, provider=provider, operation=operation, lookup=lookup
+            )
+        else:
+            to_buy.setdefault(lookup.key_hash, []).append(position)
+    if to_buy:
+        config = ProviderConfig.objects.filter(provider=provider).first()
+        claimed: list[tuple[ProviderCall, list[int]]] = []
+        try:
+            wait_for_slot(provider, per_minute=_our_limit(config))
+            for positions in to_buy.values():
+                first, copies = positions[0], positions[1:]
+                try:
+                    row = _claim(
+                        provider=provider,
+                        operation=operation,
+                        lookup=lookups[first],
+                        config=config,
+                        expected_credits=expected_credits_each,
+                    )
+                except ProviderError as exc:
+                    for position in positions:
+                        results[position] = exc
+                    continue
+                if isinstance(row, ProviderCall):
+                    claimed.append((row, positions))
+                    continue
+                results[first] = row.answer()
+                for position in copies:
+                    results[position] = _served_from(
+                        row.cached, provider=provider, operation=operation, lookup=lookups[position]
+                    )
+        except ProviderError as exc:
+            # No slot in the rate limit: nothing was claimed past this point, nothing asked.
+            for row, _ in claimed:
+                _record_failure([row], exc, started=time.monotonic())
+            claimed = []
+            results = [exc if result is None else result for result in results]
+        if claimed:
+            _call_bulk(
+                provider=provider,
+                operation=operation,
+                lookups=lookups,
+                claimed=claimed,
+                call=call,
+                results=results,
+            )
+    return results  # type: ignore[return-value]
+
+
+def _call_bulk(*, provider, operation, lookups, claimed, call, results) -> None:
+    bulk_key = hashlib.sha256("|".join(row.idempotency_key for row, _ in claimed).encode())
+    started = time.monotonic()
+    rows = [row for row, _ in claimed]
+    try:
+        answers = call(bulk_key.hexdigest(), [positions[0] for _, positions in claimed])
+    except ProviderError as exc:
+        _record_failure(rows, exc, started=started)
+        for _, positions in claimed:
+            for position in positions:
+                results[position] = exc
+        return
+    except BaseException:
+        _record_interrupted(rows)
+        raise
+    if len(answers) != len(claimed):
+        _record_interrupted(rows)
+        raise ValueError(f"{provider} answered {len(answers)} of {len(claimed)} bulk lookups")
+    for (row, positions), answer in zip(claimed, answers, strict=True):
+        _record_answer(row, answer, started=started)
+        results[positions[0]] = answer, row
+        for position in positions[1:]:
+            results[position] = _served_from(
+                row, provider=provider, operation=operation, lookup=lookups[position]
+            )
+
+
+def _served_from(
+    cached: ProviderCall, *, provider: str, operation: str, lookup: Lookup
+) -> tuple[ProviderAnswer, ProviderCall]:
+    row = ProviderCall.objects.create(
+        provider=provider,
+        operation=operation,
+        lookup_key_hash=lookup.key_hash,
+        idempotency_key=lookup.idempotency_key(provider=provider, operation=operation),
+        outcome=ProviderCall.Outcome.CACHED,
+        http_status=cached.http_status,
+        cached_from=cached,
+    )
+    return _answer_from(cached), row
+
+
+def _record_answer(row: ProviderCall, answer: ProviderAnswer, *, started: float) -> None:
     row.outcome = ProviderCall.Outcome.HIT if answer.is_hit else ProviderCall.Outcome.MISS
     row.http_status = answer.http_status
     row.credits = answer.credits
     row.response = _stored(answer)
     row.duration_ms = int((time.monotonic() - started) * 1000)
     row.save(update_fields=["outcome", "http_status", "credits", "response", "duration_ms"])
-    return answer, row
+
+
+def _record_failure(rows: list[ProviderCall], exc: ProviderError, *, started: float) -> None:
+    for row in rows:
+        row.outcome = exc.outcome
+        row.http_status = exc.http_status
+        row.error = str(exc)[:500]
+        row.credits = 0
+        row.duration_ms = int((time.monotonic() - started) * 1000)
+        row.save(update_fields=["outcome", "http_status", "error", "credits", "duration_ms"])
+    if not rows:
+        return
+    if isinstance(exc, RateLimited):
+        # The vendor said slow down: every worker stops asking until then.
+        rate_limiter().pause(rows[0].provider, seconds=exc.retry_after)
+    elif isinstance(exc, QuotaExhausted):
+        rate_limiter().pause(rows[0].provider, seconds=settings.PROVIDER_QUOTA_PAUSE_SECONDS)
+
+
+def _record_interrupted(rows: list[ProviderCall]) -> None:
+    # A time limit or a bug: nothing is known of the answer, so nothing stays reserved.
+    ProviderCall.objects.filter(id__in=[row.id for row in rows]).update(
+        outcome=ProviderCall.Outcome.ERROR, credits=0, error="interrupted mid-call"
+    )
 
 
 def _our_limit(config: ProviderConfig | None) -> int | None:
@@ -185,32 +316,38 @@ def _our_limit(config: ProviderConfig | None) -> int | None:
 
 
 class _AnsweredMeanwhile:
-    def __init__(self, cached: ProviderCall, row: ProviderCall | None = None) -> None:
+    """Someone else's answer arrived while this caller waited to claim the lookup."""
+
+    def __init__(self, cached: ProviderCall, row: ProviderCall) -> None:
         self.cached = cached
         self.row = row
+
+    def answer(self) -> tuple[ProviderAnswer, ProviderCall]:
+        return _answer_from(self.cached), self.row
 
 
 def _claim(
     *,
     provider: str,
     operation: str,
-    key_hash: str,
-    idempotency_key: str,
+    lookup: Lookup,
     config: ProviderConfig | None,
     expected_credits: float,
-    answered: Callable[[], ProviderCall | None],
 ) -> ProviderCall | _AnsweredMeanwhile:
     """Write the in-flight row that reserves the credits, or wait for whoever holds it.
 
     The row is written before the call so a worker killed mid-call still leaves a trace,
     and its retry sends the same idempotency key (a vendor that honours it bills once).
     """
+    key_hash = lookup.key_hash
+    idempotency_key = lookup.idempotency_key(provider=provider, operation=operation)
     deadline = time.monotonic() + settings.PROVIDER_HTTP_TIMEOUT_SECONDS + 1
     while True:
         # Whoever held the lookup may have answered it since the caller looked.
-        cached = answered()
+        cached = lookup.reusable(provider=provider, operation=operation)
         if cached is not None:
-            return _AnsweredMeanwhile(cached)
+            _, row = _served_from(cached, provider=provider, operation=operation, lookup=lookup)
+            return _AnsweredMeanwhile(cached, row)
         try:
             with transaction.atomic():
                 budget_check(provider=provider, config=config, credits=expected_credits)
@@ -227,7 +364,7 @@ def _claim(
         if row is not None:
             # The holder may have answered between our look and our insert (after the insert
             # the one-in-flight index rules it out), so look once more before paying.
-            cached = answered()
+            cached = lookup.reusable(provider=provider, operation=operation)
             if cached is None:
                 return row
             row.outcome = ProviderCall.Outcome.CACHED

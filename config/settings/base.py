@@ -150,6 +150,10 @@ ENRICH_ON_CREATE = env.bool("ENRICH_ON_CREATE", default=True)
 # Default region for phone numbers written without a country code.
 PHONE_DEFAULT_REGION = env("PHONE_DEFAULT_REGION", default="US")
 ENRICHMENT_FRESHNESS_DAYS = env.int("ENRICHMENT_FRESHNESS_DAYS", default=90)
+# Runs sent together travel in messages of this many, so providers with a bulk endpoint
+# answer them in one request (PDL takes 100, Apollo 10). A batch must finish within the
+# task time limits above: with slow vendors, raise those or lower this.
+ENRICHMENT_BATCH_SIZE = env.int("ENRICHMENT_BATCH_SIZE", default=20)
 # Claims after which a run that keeps losing its worker or failing transiently is dead.
 ENRICHMENT_MAX_ATTEMPTS = env.int("ENRICHMENT_MAX_ATTEMPTS", default=3)
 # A run RUNNING for longer than the hard time limit plus this lost its worker.

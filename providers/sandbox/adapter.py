@@ -5,6 +5,7 @@ Statuses: 200 is a hit (billed as the answer says), 404 "person/company not foun
 Permanent, 5xx Transient. Values go through providers.candidates like every vendor's.
 """
 
+from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
@@ -24,7 +25,12 @@ from providers.base import (
 from providers.candidates import COMPANY_FIELDS, PERSON_FIELDS, credits_from, make_candidate
 from providers.http import HttpResult, retry_after_seconds
 from providers.sandbox.client import SandboxClient
-from providers.sandbox.server import COMPANY_PATH, PERSON_PATH
+from providers.sandbox.server import (
+    COMPANY_PATH,
+    PERSON_BULK_LIMIT,
+    PERSON_BULK_PATH,
+    PERSON_PATH,
+)
 
 
 class SandboxProvider:
@@ -33,7 +39,7 @@ class SandboxProvider:
     name = "sandbox"
     operations = frozenset({"person_enrich", "company_enrich"})
     fields = frozenset(PERSON_FIELDS + COMPANY_FIELDS)
-    person_bulk_size = 1
+    person_bulk_size = PERSON_BULK_LIMIT
 
     def __init__(
         self,
@@ -51,16 +57,44 @@ class SandboxProvider:
         )
 
     def person_enrich(self, query: PersonQuery, *, idempotency_key: str) -> ProviderAnswer:
-        by_name = query.first_name and query.last_name and query.domain
-        if not (query.email or query.linkedin_url or by_name):
-            # Refused here, not by the vendor: a question it cannot answer must cost nothing.
-            raise Permanent(
-                "a person lookup needs an email, a LinkedIn URL, or first name, last name and "
-                "company domain"
-            )
-        payload = {name: value for name, value in asdict(query).items() if value}
-        result = self.client.post(PERSON_PATH, payload, idempotency_key=idempotency_key)
+        result = self.client.post(
+            PERSON_PATH, _person_request(query), idempotency_key=idempotency_key
+        )
         return self._answer(result, record="person", fields=PERSON_FIELDS)
+
+    def person_enrich_bulk(
+        self, queries: Sequence[PersonQuery], *, idempotency_key: str
+    ) -> list[ProviderAnswer]:
+        if not 1 <= len(queries) <= PERSON_BULK_LIMIT:
+            raise Permanent(f"the sandbox takes 1 to {PERSON_BULK_LIMIT} people per bulk request")
+        payload = {"requests": [_person_request(query) for query in queries]}
+        result = self.client.post(PERSON_BULK_PATH, payload, idempotency_key=idempotency_key)
+        body = result.body if isinstance(result.body, dict) else {}
+        if result.status != 200:
+            raise _error(result, body)
+        results = body.get("results")
+        if not isinstance(results, list) or len(results) != len(queries):
+            raise Permanent(
+                "sandbox bulk answer does not pair up with its requests", http_status=200
+            )
+        # A replayed bulk answer says credits 0 as a whole; otherwise each hit cost one.
+        each = 0.0 if not credits_from(body.get("credits")) else 1.0
+        answers = []
+        for item in results:
+            item = item if isinstance(item, dict) else {}
+            answer = self._answer(
+                HttpResult(
+                    status=item.get("status", 0),
+                    headers={},
+                    body=item,
+                    duration_ms=result.duration_ms,
+                ),
+                record="person",
+                fields=PERSON_FIELDS,
+            )
+            answer.credits = each if answer.is_hit else 0.0
+            answers.append(answer)
+        return answers
 
     def company_enrich(self, domain: str, *, idempotency_key: str) -> ProviderAnswer:
         if not domain:
@@ -108,6 +142,16 @@ class SandboxProvider:
             if candidate is not None:
                 candidates.append(candidate)
         return candidates
+
+
+def _person_request(query: PersonQuery) -> dict[str, str]:
+    if not query.lookup_keys():
+        # Refused here, not by the vendor: a question it cannot answer must cost nothing.
+        raise Permanent(
+            "a person lookup needs an email, a LinkedIn URL, or first name, last name and "
+            "company domain"
+        )
+    return {name: value for name, value in asdict(query).items() if value}
 
 
 def _error(result: HttpResult, body: dict[str, Any]) -> ProviderError:

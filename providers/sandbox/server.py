@@ -15,6 +15,10 @@ API (every answer is JSON):
   with fields email (with verification), phone, job_title, seniority, department,
   location, linkedin_url, any but email and job_title possibly absent;
   404 `{"error": "person not found"}` (not billed); 400 `{"error": "..."}`.
+- `POST /v1/person/bulk` `{"requests": [<person request>, …]}` (1 to 100) → 200
+  `{"results": [{"status": 200, "person": {…}} | {"status": 404 | 400, "error": "..."}, …],
+  "credits": <hits>}`, one result per request in the same order; each hit is billed as if
+  asked alone.
 - `POST /v1/company/enrich` `{"domain"}` → 200 `{"company": {<field>: {"value",
   "confidence"}}, "credits": 1}` with company_name, industry, employee_range,
   revenue_range, hq_location, technologies (a list); 404 `{"error": "company not found"}`.
@@ -46,6 +50,8 @@ from urllib.parse import urlsplit
 HEALTH_PATH = "/health"
 PERSON_PATH = "/v1/person/enrich"
 COMPANY_PATH = "/v1/company/enrich"
+PERSON_BULK_PATH = "/v1/person/bulk"
+PERSON_BULK_LIMIT = 100
 
 RATE_WINDOW_SECONDS = 60
 # Answers kept for idempotent replay; a long benchmark must not grow the server unbounded.
@@ -389,6 +395,44 @@ def person_enrich(raw: bytes) -> Answer:
     return 200, {"person": record, "credits": 1}
 
 
+def person_bulk(raw: bytes) -> Answer:
+    """Answer up to PERSON_BULK_LIMIT person lookups, one result per request, in order."""
+    try:
+        requests_ = _json_object(raw).get("requests")
+    except _BadRequest as exc:
+        return 400, {"error": str(exc)}
+    if not isinstance(requests_, list) or not 1 <= len(requests_) <= PERSON_BULK_LIMIT:
+        return 400, {"error": f"requests must be a list of 1 to {PERSON_BULK_LIMIT} objects"}
+    results = []
+    for request in requests_:
+        status, body = person_enrich(json.dumps(request).encode())
+        body.pop("credits", None)
+        results.append({"status": status, **body})
+    hits = sum(1 for result in results if result["status"] == 200)
+    return 200, {"results": results, "credits": hits}
+
+
+def billing_keys(path: str, raw: bytes, body: dict[str, Any]) -> list[str]:
+    """Return what a billed answer charged for: one key per person found, however asked.
+
+    A person bought through the bulk endpoint and again alone is two charges, as on a
+    vendor's invoice, so the key is the question, not the request that carried it.
+    """
+    if path == PERSON_BULK_PATH:
+        asked = _json_object(raw)["requests"]
+        return [
+            _question_key(PERSON_PATH, request)
+            for request, result in zip(asked, body.get("results", []), strict=True)
+            if result.get("status") == 200
+        ]
+    return [_question_key(path, _json_object(raw))]
+
+
+def _question_key(path: str, request: Any) -> str:
+    canonical = json.dumps(request, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(f"{path}\n{canonical}".encode()).hexdigest()
+
+
 def company_enrich(raw: bytes) -> Answer:
     """Answer a company lookup by domain; a miss is 404 and not billed."""
     try:
@@ -405,6 +449,7 @@ def company_enrich(raw: bytes) -> Answer:
 
 ENDPOINTS: dict[str, Callable[[bytes], Answer]] = {
     PERSON_PATH: person_enrich,
+    PERSON_BULK_PATH: person_bulk,
     COMPANY_PATH: company_enrich,
 }
 
@@ -441,6 +486,8 @@ class SandboxServer(ThreadingHTTPServer):
         self._lock = threading.Lock()
         # Billed answers per distinct request (path and body): the vendor's side of the bill.
         self.billed: Counter[str] = Counter()
+        # Requests answered per path, whatever the outcome: how many round trips it took.
+        self.requests: Counter[str] = Counter()
         # Injected failures are random on purpose: fault tests want them unpredictable.
         self._random = random.Random()
         self._window_started: float | None = None
@@ -505,10 +552,10 @@ class SandboxServer(ThreadingHTTPServer):
         replay = {**body, "credits": 0} if "credits" in body else body
         return status, replay, True
 
-    def bill(self, fingerprint: str) -> None:
-        """Count a billed answer, as a vendor's invoice would, by what was asked."""
+    def bill(self, keys: list[str]) -> None:
+        """Count billed answers, as a vendor's invoice would, by what was asked."""
         with self._lock:
-            self.billed[fingerprint] += 1
+            self.billed.update(keys)
 
     def start_in_thread(self) -> "SandboxServer":
         """Serve from a daemon thread and return at once; stop() ends it."""
@@ -574,6 +621,8 @@ class _Handler(BaseHTTPRequestHandler):
         if endpoint is None:
             self._reply(404, {"error": "no such endpoint"})
             return
+        with self.server._lock:
+            self.server.requests[path] += 1
         if self.server.latency_ms:
             time.sleep(self.server.latency_ms / 1000)
         if not self.server.authorized(self.headers.get("Authorization", "")):
@@ -591,7 +640,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.headers.get("Idempotency-Key", "").strip(), fingerprint, lambda: endpoint(raw)
         )
         if not replayed and body.get("credits"):
-            self.server.bill(fingerprint)
+            self.server.bill(billing_keys(path, raw, body))
         self._reply(status, body, {"Idempotent-Replayed": "true"} if replayed else {})
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
@@ -616,12 +665,13 @@ class _Handler(BaseHTTPRequestHandler):
         for name, value in (headers or {}).items():
             self.send_header(name, value)
         self.end_headers()
-        self.wfile.write(data)
-        # Method, path, status and time only: bodies and headers carry personal data.
+        # Method, path, status and time only: bodies and headers carry personal data. Logged
+        # before the body goes out, so a client that has its answer finds the line written.
         started = self._started
         elapsed = "-" if started is None else f"{(time.monotonic() - started) * 1000:.0f}"
         path = urlsplit(self.path or "").path
         self.log_message("%s %s %d %sms", self.command or "-", path, status, elapsed)
+        self.wfile.write(data)
 
 
 def start_in_thread(
