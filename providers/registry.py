@@ -5,6 +5,7 @@ from django.conf import settings
 from providers.apollo.adapter import ApolloProvider
 from providers.base import Provider
 from providers.hunter.adapter import HunterProvider
+from providers.mx_smtp.adapter import MxSmtpProvider
 from providers.netrows.adapter import NetrowsProvider
 from providers.pdl.adapter import PdlProvider
 from providers.sandbox.adapter import SandboxProvider
@@ -27,4 +28,6 @@ def enabled_providers() -> list[Provider]:
         providers.append(
             NetrowsProvider(settings.NETROWS_BASE_URL, api_key=settings.NETROWS_API_KEY)
         )
+    if settings.SMTP_VERIFY_FROM:
+        providers.append(MxSmtpProvider())
     return providers

@@ -168,6 +168,13 @@ PROVIDER_MISS_TTL_DAYS = env.int("PROVIDER_MISS_TTL_DAYS", default=30)
 SANDBOX_BASE_URL = env("SANDBOX_BASE_URL", default="")
 SANDBOX_API_KEY = env("SANDBOX_API_KEY", default="")
 # https://hunter.io/api-documentation/v2
+# The MX + SMTP mailbox check for the pattern finder's guesses: on when an envelope sender
+# is set (the address mail servers see in MAIL FROM; use one your domain owns).
+SMTP_VERIFY_FROM = env("SMTP_VERIFY_FROM", default="")
+SMTP_VERIFY_HELO = env("SMTP_VERIFY_HELO", default="localhost")
+SMTP_VERIFY_PORT = env.int("SMTP_VERIFY_PORT", default=25)
+SMTP_VERIFY_TIMEOUT_SECONDS = env.float("SMTP_VERIFY_TIMEOUT_SECONDS", default=10.0)
+
 HUNTER_API_KEY = env("HUNTER_API_KEY", default="")
 HUNTER_BASE_URL = env("HUNTER_BASE_URL", default="https://api.hunter.io/v2")
 # https://docs.peopledatalabs.com/docs
