@@ -1,7 +1,9 @@
 from django.contrib import admin
 from django.http import JsonResponse
-from django.urls import path
-from django.views.generic import RedirectView
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from config.health import readyz
 
 
 def healthz(request):
@@ -9,7 +11,14 @@ def healthz(request):
 
 
 urlpatterns = [
-    path("", RedirectView.as_view(url="/admin/", permanent=False)),
+    path("", include("leads.urls")),
+    path("accounts/", include("accounts.urls")),
+    path("dashboard/", include("enrichment.dashboard")),
     path("admin/", admin.site.urls),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/", include("api.urls")),
+    path("webhooks/", include("webhooks.urls")),
     path("healthz", healthz),
+    path("readyz", readyz),
 ]

@@ -1,6 +1,13 @@
 from django.contrib import admin, messages
 
-from enrichment.models import EnrichmentJob, EnrichmentRun, Observation, WaterfallStep
+from enrichment.models import (
+    EnrichmentJob,
+    EnrichmentRun,
+    IcpRule,
+    Observation,
+    WaterfallStep,
+)
+from enrichment.review_admin import ReviewItemAdmin  # noqa: F401  (registers the queue)
 from enrichment.services import run_retry
 
 
@@ -65,3 +72,18 @@ class WaterfallStepAdmin(admin.ModelAdmin):
     list_display = ["field", "position", "provider"]
     list_editable = ["position"]
     list_filter = ["field", "provider"]
+
+
+@admin.register(IcpRule)
+class IcpRuleAdmin(admin.ModelAdmin):
+    """The ideal customer profile: leads outside every active rule set are not sent to
+    paid providers (the run says which criterion failed)."""
+
+    list_display = ["name", "active", "updated_at"]
+    list_editable = ["active"]
+    fieldsets = [
+        (None, {"fields": ["name", "active"]}),
+        ("Company", {"fields": ["industries", "employee_ranges", "countries"]}),
+        ("Person", {"fields": ["seniorities", "title_keywords"]}),
+        ("Domains", {"fields": ["allowed_domains", "denied_domains", "skip_free_mail"]}),
+    ]

@@ -35,7 +35,16 @@ class FieldSpec:
 FIELDS: dict[str, FieldSpec] = {
     spec.name: spec
     for spec in [
-        FieldSpec("email", Entity.LEAD, "email", "Email", accept_threshold=0.90, review_floor=0.60),
+        # An address's verification goes stale first (mailboxes close, people leave): 30 days.
+        FieldSpec(
+            "email",
+            Entity.LEAD,
+            "email",
+            "Email",
+            freshness_days=30,
+            accept_threshold=0.90,
+            review_floor=0.60,
+        ),
         FieldSpec("phone", Entity.LEAD, "phone", "Phone", accept_threshold=0.85),
         FieldSpec(
             "job_title",

@@ -195,3 +195,82 @@ class WaterfallStep(models.Model):
 
     def __str__(self) -> str:
         return f"{self.field}: {self.provider} ({self.position})"
+
+
+class ReviewQueueManager(models.Manager):
+    def get_queryset(self):
+        return super().get_queryset().filter(state=Observation.State.PENDING_REVIEW)
+
+
+class ReviewItem(Observation):
+    """An observation waiting for a reviewer: the review queue, with its own permissions
+    (view to see the queue, change to approve, reject and correct)."""
+
+    objects = ReviewQueueManager()
+
+    class Meta:
+        proxy = True
+        verbose_name = "review item"
+        verbose_name_plural = "review queue"
+
+
+class IcpRule(models.Model):
+    """A named set of ideal-customer-profile criteria. A lead outside every active rule set
+    is not sent to paid providers; with no active rule set every lead is inside.
+
+    List fields hold one entry a line. An empty list does not restrict; a value the lead
+    does not have yet (no industry before its company is enriched) does not exclude it.
+    """
+
+    name = models.CharField(max_length=100, unique=True)
+    active = models.BooleanField(default=True)
+    industries = models.TextField(
+        blank=True, help_text="One per line, as providers spell them (Computer Software)."
+    )
+    employee_ranges = models.TextField(
+        blank=True, help_text="One per line: 51-200, 201-1000, 5001+. Overlapping counts."
+    )
+    countries = models.TextField(
+        blank=True,
+        help_text="One per line, as locations end (United States, United Kingdom).",
+    )
+    seniorities = models.TextField(
+        blank=True, help_text="One per line: c_suite, vp, director, manager, senior, entry."
+    )
+    title_keywords = models.TextField(
+        blank=True,
+        help_text="One per line; a job title containing any is inside. With seniorities, "
+        "either one is enough.",
+    )
+    allowed_domains = models.TextField(
+        blank=True,
+        help_text="Target accounts, one per line: always inside, whatever else says.",
+    )
+    denied_domains = models.TextField(
+        blank=True,
+        help_text="One per line (customers, competitors): never sent to paid providers.",
+    )
+    skip_free_mail = models.BooleanField(
+        default=True,
+        help_text="Leads with only a free-mail address (gmail.com…) and no company domain are "
+        "outside.",
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "ICP rule set"
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        from enrichment.icp import lines, parse_employee_range
+
+        bad = [line for line in lines(self.employee_ranges) if parse_employee_range(line) is None]
+        if bad:
+            raise ValidationError(
+                {"employee_ranges": f"Not a range: {', '.join(bad)} (write 51-200 or 5001+)."}
+            )

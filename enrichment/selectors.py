@@ -7,6 +7,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from enrichment.fields import COMPANY_FIELDS, FIELDS, LEAD_FIELDS
+from enrichment.icp import icp_evaluate
 from enrichment.merge import CurrentValue, value_key
 from enrichment.models import EnrichmentRun, Observation
 from leads.models import Company, Lead, Suppression
@@ -110,7 +111,8 @@ class LeadPlan:
 
 
 def lead_plan(lead: Lead, wanted: list[str]) -> LeadPlan:
-    """Run the gate for a lead: suppression, freshness and locks, something to look up."""
+    """Run the gate for a lead: suppression, ICP fit, freshness and locks, something to
+    look up."""
     company = lead.company
     query = PersonQuery(
         email=lead.email or "",
@@ -139,6 +141,8 @@ def lead_plan(lead: Lead, wanted: list[str]) -> LeadPlan:
     suppression = lead_suppression(lead)
     if suppression is not None:
         plan.skip_reason = f"suppressed: {suppression.reason}"
+    elif not (icp := icp_evaluate(lead=lead)).fits:
+        plan.skip_reason = f"outside ICP: {'; '.join(icp.reasons)}"
     elif not plan.lead_wanted and not plan.company_wanted:
         plan.skip_reason = "every wanted field is still fresh or locked"
     elif not query.lookup_keys() and not plan.company_wanted:

@@ -23,6 +23,7 @@ from enrichment.email_patterns import pattern_candidate
 from enrichment.fields import FIELDS
 from enrichment.merge import CurrentValue, Decision, MergeInput, Outcome, Thresholds, decide
 from enrichment.models import EnrichmentJob, EnrichmentRun, Observation
+from enrichment.priority import runs_by_priority
 from enrichment.selectors import (
     current_observations,
     current_values,
@@ -31,6 +32,7 @@ from enrichment.selectors import (
     runs_stale,
     runs_unsent,
 )
+from enrichment.signals import observations_flagged, run_finished
 from enrichment.waterfall import field_orders, next_provider
 from leads.models import Company, Lead
 from leads.services import lead_suppress
@@ -133,15 +135,19 @@ def runs_create(
 
 
 def _send(run_ids: Iterable[int]) -> None:
-    """Send runs to the workers: alone, or several to a message so bulk endpoints serve them."""
-    run_ids = list(run_ids)
+    """Send runs to the workers: alone, or several to a message so bulk endpoints serve them.
+    Each message carries the priority of its leads' score (enrichment.priority), so
+    high-value leads are taken first."""
     size = settings.ENRICHMENT_BATCH_SIZE
-    if len(run_ids) == 1 or size <= 1:
-        for run_id in run_ids:
-            current_app.send_task(RUN_TASK, args=[run_id], queue=RUN_QUEUE)
-        return
-    for start in range(0, len(run_ids), size):
-        current_app.send_task(BATCH_TASK, args=[run_ids[start : start + size]], queue=RUN_QUEUE)
+    for priority, group in runs_by_priority(run_ids=run_ids):
+        if len(group) == 1 or size <= 1:
+            for run_id in group:
+                current_app.send_task(RUN_TASK, args=[run_id], queue=RUN_QUEUE, priority=priority)
+            continue
+        for start in range(0, len(group), size):
+            current_app.send_task(
+                BATCH_TASK, args=[group[start : start + size]], queue=RUN_QUEUE, priority=priority
+            )
 
 
 # --- Executing a run --------------------------------------------------------------------
@@ -173,6 +179,8 @@ class _Gathered:
     company_candidates: list[Candidate] = field(default_factory=list)
     calls: dict[tuple[str, str], ProviderCall] = field(default_factory=dict)
     misses: int = 0
+    # Questions a provider answered, hit or miss (not counting the ones that failed).
+    answered: int = 0
 
 
 class _Skip(Exception):
@@ -460,6 +468,10 @@ def _lead_pipeline(*, run: EnrichmentRun) -> LeadPipeline:
             )
     if errors and (lead_wanted or company_wanted):
         _raise_for_missing(errors)
+        if not (gathered.answered or gathered.calls):
+            # Every provider failed for good (a broken answer, a bad key): "not found" would
+            # state an answer nobody gave. The run fails with the reason and writes nothing.
+            raise errors[0]
 
     summary = _write(run=run, gathered=gathered)
     learned = summary["applied"] + summary["pending_review"]
@@ -547,6 +559,7 @@ def _ask(
         call=call,
         query=query,
     )
+    gathered.answered += 1
     if not answer.candidates:
         gathered.misses += 1
     # Only what was asked for: re-stating a fresh field would churn its provenance.
@@ -598,6 +611,11 @@ def _write(*, run: EnrichmentRun, gathered: _Gathered) -> dict:
     with transaction.atomic():
         # Locked so two runs for one company (or one lead) merge one after the other.
         lead = Lead.objects.select_for_update().get(id=run.lead_id)
+        written = EnrichmentRun.objects.values_list("summary", flat=True).get(id=run.id)
+        if written:
+            # An earlier attempt of this run wrote, then was lost before it finished (its
+            # worker killed): writing again would propose every value a second time.
+            return written
         subjects: list[tuple[Lead | Company, list[Candidate]]] = [(lead, gathered.lead_candidates)]
         if lead.company_id and gathered.company_candidates:
             company = Company.objects.select_for_update().get(id=lead.company_id)
@@ -628,6 +646,8 @@ def _write(*, run: EnrichmentRun, gathered: _Gathered) -> dict:
                     summary[decision.outcome.value] += 1
             subject.last_enriched_at = now
             subject.save()
+        # Committed with the observations: the mark that this run has written.
+        EnrichmentRun.objects.filter(id=run.id).update(summary=summary)
     return summary
 
 
@@ -691,7 +711,9 @@ def _observations_write(
                 expires_at=now + timedelta(days=spec.fresh_for_days),
             )
         )
-    Observation.objects.bulk_create(rows)
+    created = Observation.objects.bulk_create(rows)
+    if any(row.state == Observation.State.PENDING_REVIEW for row in created):
+        observations_flagged.send(sender=Observation, observations=created)
 
 
 # --- Finishing, retrying and sweeping runs ----------------------------------------------
@@ -712,6 +734,7 @@ def run_finish(
             # The sweep took this run back meanwhile; its new owner reports the outcome.
             return run
         _run_counted(run=run, state=state, now=now)
+        run_finished.send(sender=EnrichmentRun, run=run, state=state)
     run.refresh_from_db()
     return run
 
@@ -761,7 +784,11 @@ def run_retry_later(*, run: EnrichmentRun, error: str, delay: float | None = Non
             state=EnrichmentRun.State.DEAD,
             error=f"gave up after {run.attempts} attempts: {error}",
         )
-    backoff = delay if delay is not None else 30 * 2 ** (run.attempts - 1)
+    backoff = (
+        delay
+        if delay is not None
+        else settings.ENRICHMENT_RETRY_BACKOFF_SECONDS * 2 ** (run.attempts - 1)
+    )
     now = timezone.now()
     EnrichmentRun.objects.filter(id=run.id, state=EnrichmentRun.State.RUNNING).update(
         state=EnrichmentRun.State.QUEUED,
@@ -803,6 +830,7 @@ def runs_sweep() -> SweepResult:
                 )
                 if taken:
                     _run_counted(run=run, state=EnrichmentRun.State.DEAD, now=now)
+                    run_finished.send(sender=EnrichmentRun, run=run, state=EnrichmentRun.State.DEAD)
                     dead += 1
             continue
         requeued += EnrichmentRun.objects.filter(

@@ -5,9 +5,16 @@ under the visibility timeout) and from the run table: a message that is lost, or
 worker dies, is found again by `runs_sweep`; one that arrives twice finds its run claimed.
 """
 
-from celery import shared_task
+from datetime import timedelta
 
-from enrichment import services
+from celery import shared_task
+from django.conf import settings
+from django.utils import timezone
+
+from config.logging import log_context
+from enrichment import refresh, services
+from enrichment.fields import FIELDS
+from providers.services import provider_payloads_expire
 
 
 @shared_task(
@@ -18,7 +25,8 @@ from enrichment import services
     ignore_result=True,
 )
 def run_execute(run_id: int) -> None:
-    services.run_execute(run_id=run_id)
+    with log_context(run_id=run_id):
+        services.run_execute(run_id=run_id)
 
 
 @shared_task(
@@ -29,7 +37,8 @@ def run_execute(run_id: int) -> None:
     ignore_result=True,
 )
 def runs_execute_batch(run_ids: list[int]) -> None:
-    services.runs_execute_batch(run_ids=run_ids)
+    with log_context(run_id=",".join(map(str, run_ids))):
+        services.runs_execute_batch(run_ids=run_ids)
 
 
 @shared_task(
@@ -42,3 +51,26 @@ def runs_execute_batch(run_ids: list[int]) -> None:
 )
 def runs_sweep() -> None:
     services.runs_sweep()
+
+
+@shared_task(
+    name="enrichment.refresh_stale",
+    queue="maintenance",
+    ignore_result=True,
+    # Beat sends one every 10 minutes; a tick that waited that long is superseded.
+    expires=600,
+)
+def refresh_stale() -> None:
+    refresh.refresh_job_create()
+
+
+# Here rather than in providers/: how long a hit is served depends on the fields'
+# freshness, which only enrichment knows.
+@shared_task(name="providers.cache_purge", queue="maintenance", ignore_result=True)
+def cache_purge() -> None:
+    now = timezone.now()
+    longest_hit_ttl = max(spec.fresh_for_days for spec in FIELDS.values())
+    provider_payloads_expire(
+        hits_before=now - timedelta(days=longest_hit_ttl),
+        misses_before=now - timedelta(days=settings.PROVIDER_MISS_TTL_DAYS),
+    )

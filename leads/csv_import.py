@@ -1,9 +1,17 @@
-"""Import leads from a CSV file exported by a CRM, a spreadsheet or a data vendor.
+"""Import leads from the CSV files people really have: CRM and data-vendor exports.
 
-The file is read in one streaming pass and upserted in batches through
-`leads.services.leads_upsert`, so a bad row is reported and skipped instead of aborting
-the file, and every batch commits on its own: an interrupted import can simply be run
-again, its already imported rows then count as duplicates.
+Reading: the encoding is detected (UTF-8 with or without a byte-order mark, UTF-16 with
+one, else Windows-1252 or Latin-1 with a note), the delimiter is sniffed from the header
+line (comma, semicolon or tab) and the csv module reads quoted delimiters and newlines.
+Columns are mapped automatically from the header names of Apollo, HubSpot, Salesforce and
+LinkedIn Sales Navigator export tools (HEADER_ALIASES; their sources are listed in
+tests/imports/fixtures/README.md), and a caller may override any column ("Work Email" →
+email, "Notes" → ignore).
+
+Writing: rows are normalized and upserted in batches through `leads.bulk_import` (COPY on
+PostgreSQL), so a bad row is reported and skipped instead of aborting the file, and every
+batch commits on its own: an interrupted import can simply be run again, its already
+imported rows then count as duplicates.
 
 Counting is per data row, so `created + updated + duplicate + invalid + suppressed` is
 the number of non-blank rows:
@@ -23,75 +31,125 @@ row 1, the first data row 2, as a spreadsheet shows them), the reason, and their
 
 import codecs
 import csv
-from collections.abc import Callable, Iterator
+import io
+import multiprocessing
+import re
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from leads.bulk_import import BulkItem, BulkNormalizer, leads_bulk_upsert
 from leads.normalize import InvalidValue
-from leads.services import LeadInput, lead_input_from_mapping, leads_upsert
 
-# Header spellings seen in CRM and vendor exports, after _header_key: lowercase, with
-# "_" and "-" read as spaces. Keys are lead_input_from_mapping's.
-HEADER_ALIASES: dict[str, str] = {
-    "email": "email",
-    "e mail": "email",
-    "email address": "email",
-    "e mail address": "email",
-    "work email": "email",
-    "business email": "email",
-    "first name": "first_name",
-    "firstname": "first_name",
-    "given name": "first_name",
-    "last name": "last_name",
-    "lastname": "last_name",
-    "surname": "last_name",
-    "family name": "last_name",
-    "company domain": "company_domain",
-    "domain": "domain",
-    "website": "website",
-    "company website": "website",
-    "linkedin": "linkedin_url",
-    "linkedin url": "linkedin_url",
-    "person linkedin url": "linkedin_url",
-    "linkedin profile": "linkedin_url",
-    "phone": "phone",
-    "phone number": "phone",
-    "mobile": "phone",
-    "mobile phone": "phone",
-    "title": "job_title",
-    "job title": "job_title",
-    "seniority": "seniority",
-    "department": "department",
-    "location": "location",
-    "city": "location",
+# What a column can be mapped to. The identity and the enrichable lead fields, plus:
+# `full_name` is split into first and last name when the file has no such columns;
+# `city`, `state` and `country` are joined into the location when it has no location
+# column; `website` and `company_domain` both give the company's domain; `company_name`
+# names a company that has no name yet.
+TARGETS: dict[str, str] = {
+    "email": "Email address (identity)",
+    "linkedin_url": "LinkedIn profile URL (identity)",
+    "first_name": "First name",
+    "last_name": "Last name",
+    "full_name": "Full name, split into first and last name when those are missing",
+    "company_domain": "Company domain",
+    "website": "Company website (its domain is the company domain)",
+    "company_name": "Company name",
+    "phone": "Phone number",
+    "job_title": "Job title",
+    "seniority": "Seniority",
+    "department": "Department",
+    "location": "Location",
+    "city": "City (joined into the location)",
+    "state": "State or region (joined into the location)",
+    "country": "Country (joined into the location)",
+}
+IGNORE = "ignore"
+
+# Header spellings, compared after _header_key (lowercase letters and digits only, so
+# "Person Linkedin Url", "person_linkedin_url" and "personLinkedinUrl" are one). Within a
+# target the earlier spelling wins when a file has several: a direct line before the
+# switchboard, the profile URL before a Sales Navigator URL. Sources: the fixture README.
+HEADER_ALIASES: dict[str, tuple[str, ...]] = {
+    "email": (
+        "email",
+        "emailaddress",
+        "workemail",
+        "businessemail",
+        "professionalemail",
+        "primaryemail",
+    ),
+    "linkedin_url": (
+        "linkedinprofileurl",  # PhantomBuster linkedInProfileUrl
+        "defaultprofileurl",  # PhantomBuster
+        "personlinkedinurl",  # Apollo
+        "linkedinurl",  # HubSpot, Evaboot
+        "linkedin",
+        "linkedinprofile",
+        "profilelink",
+        "profileurl",  # PhantomBuster: a Sales Navigator URL when nothing better exists
+        "profile",  # Dux-Soup
+    ),
+    "first_name": ("firstname", "givenname", "first", "fname"),
+    "last_name": ("lastname", "surname", "familyname", "last", "lname"),
+    "full_name": ("fullname", "name", "contactname", "leadname"),
+    "company_domain": ("companydomain", "companydomainname", "domain"),
+    "website": ("website", "companywebsite", "websiteurl", "companywebsiteurl", "web"),
+    "company_name": (
+        "companyname",
+        "company",
+        "companyaccount",  # Salesforce report "Company / Account"
+        "account",
+        "accountname",
+        "organization",
+        "organizationname",
+        "companynameforemails",  # Apollo
+    ),
+    "phone": (
+        "workdirectphone",  # Apollo
+        "directphone",
+        "mobilephone",
+        "mobile",
+        "mobilephonenumber",
+        "firstphone",  # Apollo: its best number for the person
+        "phone",
+        "phonenumber",
+        "telephone",
+        "workphone",
+        "businessphone",
+        "corporatephone",  # Apollo: the switchboard, the last resort
+    ),
+    "job_title": ("jobtitle", "title", "position", "job", "role", "designation"),
+    "seniority": ("seniority", "senioritylevel", "managementlevel"),
+    "department": ("department", "departments", "function", "jobfunction"),
+    "location": ("location", "personlocation", "contactlocation", "geo"),
+    "city": ("city", "personcity"),
+    "state": ("state", "stateregion", "stateprovince", "province", "region"),
+    "country": ("country", "countryregion", "personcountry"),
+}
+_ALIAS_INDEX: dict[str, tuple[str, int]] = {
+    alias: (target, rank)
+    for target, aliases in HEADER_ALIASES.items()
+    for rank, alias in enumerate(aliases)
 }
 
 _DELIMITERS = (",", ";", "\t")
 _DECODE_CHUNK = 1024 * 1024
+_DEFAULT_BATCH = 25_000
 
 
 class ImportFileError(Exception):
-    """The file as a whole cannot be imported; nothing was written."""
-
-
-@dataclass(slots=True)
-class ImportReport:
-    """Row counts of one import (see the module docstring for what each one means)."""
-
-    created: int = 0
-    updated: int = 0
-    duplicate: int = 0
-    invalid: int = 0
-    suppressed: int = 0
-    total: int = 0
-    encoding: str = "utf-8"
-    report_path: Path | None = None
-    notes: list[str] = field(default_factory=list)
+    """The file as a whole cannot be imported (or the mapping asked for is wrong)."""
 
 
 def _header_key(header: str) -> str:
-    return " ".join(header.replace("_", " ").replace("-", " ").lower().split())
+    return re.sub(r"[^a-z0-9]", "", header.lower())
+
+
+# --- Reading the file ---------------------------------------------------------------------
 
 
 def _decodes_as(path: Path, encoding: str) -> bool:
@@ -146,36 +204,260 @@ def _sniff_delimiter(header_line: str) -> str:
     return best if counts[best] else ","
 
 
-def _column_map(header: list[str], path: Path, notes: list[str]) -> dict[str, list[int]]:
-    """Return, per lead_input_from_mapping key, the indexes of the columns that feed it."""
-    columns: dict[str, list[int]] = {}
-    ignored = []
-    for index, name in enumerate(header):
-        key = HEADER_ALIASES.get(_header_key(name))
-        if key:
-            columns.setdefault(key, []).append(index)
-        elif name.strip():
-            ignored.append(name.strip())
-    has_domain = any(key in columns for key in ("company_domain", "domain", "website"))
-    has_name = "first_name" in columns and "last_name" in columns and has_domain
-    if not ("email" in columns or "linkedin_url" in columns or has_name):
+class _CountingReader(io.RawIOBase):
+    """A binary stream that counts the bytes read through it, for a progress fraction."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self.raw = raw
+        self.consumed = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        data = self.raw.read(len(buffer))
+        buffer[: len(data)] = data
+        self.consumed += len(data)
+        return len(data)
+
+
+@dataclass(frozen=True)
+class CsvFormat:
+    """How a file is written: what the reader needs to read it again the same way."""
+
+    encoding: str
+    delimiter: str
+    header: tuple[str, ...]
+    notes: tuple[str, ...] = ()
+
+
+def detect_format(path: Path) -> CsvFormat:
+    """Return the file's encoding, delimiter and header; raise ImportFileError when it
+    cannot be read as CSV text with a header row."""
+    notes: list[str] = []
+    encoding = _detect_encoding(path, notes)
+    try:
+        with path.open(encoding=encoding, newline="") as stream:
+            delimiter = _sniff_delimiter(stream.readline())
+            stream.seek(0)
+            header = next(csv.reader(stream, delimiter=delimiter), [])
+    except csv.Error as exc:
+        raise ImportFileError(f"{path.name} cannot be read as CSV in its header: {exc}") from exc
+    if not any(name.strip() for name in header):
+        raise ImportFileError(f"{path.name} is empty: the first line must name the columns")
+    if any("\x00" in name for name in header):
+        raise ImportFileError(f"{path.name} has a NUL character in its header: it is not text")
+    return CsvFormat(encoding, delimiter, tuple(header), tuple(notes))
+
+
+class CsvReader:
+    """The records of a file after its header, with their row numbers and read progress."""
+
+    def __init__(self, path: Path, fmt: CsvFormat) -> None:
+        self.path = path
+        self.fmt = fmt
+        self.size = path.stat().st_size
+        self._raw = path.open("rb")
+        self._counter = _CountingReader(self._raw)
+        text = io.TextIOWrapper(io.BufferedReader(self._counter), encoding=fmt.encoding, newline="")
+        self._reader = csv.reader(text, delimiter=fmt.delimiter)
+        next(self._reader, None)
+
+    @property
+    def fraction(self) -> float:
+        return min(self._counter.consumed / self.size, 1.0) if self.size else 1.0
+
+    @property
+    def line_num(self) -> int:
+        return self._reader.line_num
+
+    def records(self) -> Iterator[tuple[int, list[str]]]:
+        """Yield (row number, cells) for every record, blank ones included; the header is
+        row 1. A quoted newline does not shift the numbers: a record is one row."""
+        yield from enumerate(self._reader, start=2)
+
+    def close(self) -> None:
+        self._raw.close()
+
+    def __enter__(self) -> "CsvReader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+# --- Mapping columns ----------------------------------------------------------------------
+
+
+def parse_mapping_overrides(pairs: Sequence[str]) -> dict[str, str]:
+    """Turn `["Work Email=email", "Notes=ignore"]` into a {column: target} dict."""
+    overrides: dict[str, str] = {}
+    for pair in pairs:
+        column, sep, target = pair.rpartition("=")
+        if not sep or not column.strip():
+            raise ImportFileError(f"{pair!r} is not COLUMN=FIELD (for example 'Work Email=email')")
+        overrides[column.strip()] = target.strip()
+    return overrides
+
+
+@dataclass(frozen=True)
+class ColumnMapping:
+    """Which column feeds which target: `targets[i]` is column i's target ("" if none),
+    `manual[i]` whether the caller chose it."""
+
+    header: tuple[str, ...]
+    targets: tuple[str, ...]
+    manual: tuple[bool, ...] = ()
+
+    def columns(self) -> dict[str, list[int]]:
+        """Return, per target, its columns in the order they are tried."""
+        ranked: dict[str, list[tuple[int, int]]] = {}
+        manual = self.manual or (False,) * len(self.header)
+        for index, (name, target) in enumerate(zip(self.header, self.targets, strict=True)):
+            if target:
+                alias = _ALIAS_INDEX.get(_header_key(name))
+                # Columns chosen by hand come first, then by alias rank, then file order.
+                rank = -1 if manual[index] or not alias else alias[1]
+                ranked.setdefault(target, []).append((rank, index))
+        return {target: [i for _, i in sorted(pairs)] for target, pairs in ranked.items()}
+
+    def as_dict(self) -> dict[str, str]:
+        return {name: target for name, target in zip(self.header, self.targets, strict=True)}
+
+    def ignored(self) -> list[str]:
+        return [
+            name.strip()
+            for name, target in zip(self.header, self.targets, strict=True)
+            if not target and name.strip()
+        ]
+
+
+def column_mapping(
+    header: Sequence[str], overrides: Mapping[str, str] | None = None, *, file_name: str = "file"
+) -> ColumnMapping:
+    """Map each column automatically by its name, then apply the caller's overrides.
+
+    Raises ImportFileError when an override names a column the file lacks or a target
+    that does not exist, or when no column can identify a lead.
+    """
+    targets = [
+        _ALIAS_INDEX[_header_key(name)][0] if _header_key(name) in _ALIAS_INDEX else ""
+        for name in header
+    ]
+    manual = [False] * len(header)
+    for column, target in (overrides or {}).items():
+        target = target.strip().lower()
+        if target in ("", IGNORE, "-"):
+            target = ""
+        elif target not in TARGETS:
+            raise ImportFileError(
+                f"{target!r} (for column {column!r}) is not a field; use one of "
+                f"{', '.join(TARGETS)} or {IGNORE}"
+            )
+        matches = [i for i, name in enumerate(header) if name.strip() == column.strip()] or [
+            i for i, name in enumerate(header) if name.strip().lower() == column.strip().lower()
+        ]
+        if not matches:
+            found = ", ".join(repr(name) for name in header)
+            raise ImportFileError(
+                f"the mapping names column {column!r}, which {file_name} does not have "
+                f"(its columns: {found})"
+            )
+        for index in matches:
+            targets[index] = target
+            manual[index] = True
+    mapping = ColumnMapping(tuple(header), tuple(targets), tuple(manual))
+    mapped = set(targets)
+    has_name = {"first_name", "last_name"} <= mapped or "full_name" in mapped
+    has_domain = bool(mapped & {"company_domain", "website"})
+    if not (mapped & {"email", "linkedin_url"} or (has_name and has_domain)):
         found = ", ".join(repr(name) for name in header) or "none"
         raise ImportFileError(
-            f"{path.name} has no column identifying a lead: it needs an email column, a "
-            "LinkedIn URL column, or first name + last name + company domain columns "
-            f"(headers found: {found})"
+            f"{file_name} has no column identifying a lead: it needs an email column, a "
+            "LinkedIn URL column, or first name + last name + company domain (or website) "
+            f"columns (headers found: {found}); map one by hand if its name is unusual"
         )
-    if ignored:
-        notes.append(f"Columns not imported: {', '.join(ignored)}.")
-    return columns
+    return mapping
 
 
-def _values(cells: list[str], columns: dict[str, list[int]]) -> dict[str, str]:
-    # Several columns may feed one key (say "phone" and "mobile"): the first filled wins.
-    return {
-        key: next((cells[i] for i in indexes if i < len(cells) and cells[i].strip()), "")
-        for key, indexes in columns.items()
-    }
+def _first_filled(cells: list[str], indexes: list[int]) -> str:
+    for index in indexes:
+        if index < len(cells) and cells[index].strip():
+            return cells[index]
+    return ""
+
+
+_LINKEDIN_PROFILE = re.compile(r"linkedin\.com/(in|pub)/", re.IGNORECASE)
+
+
+class RowValues:
+    """Turns a row's cells into the raw values `BulkNormalizer.lead_input` reads."""
+
+    _COMPOSED = ("linkedin_url", "full_name", "city", "state", "country")
+
+    def __init__(self, mapping: ColumnMapping) -> None:
+        self.columns = mapping.columns()
+        self.plain = [
+            (target, indexes)
+            for target, indexes in self.columns.items()
+            if target not in self._COMPOSED
+        ]
+
+    def __call__(self, cells: list[str]) -> tuple[dict[str, str], str]:
+        """Return (lead values, company name)."""
+        columns = self.columns
+        size = len(cells)
+        values: dict[str, str] = {}
+        # The first filled column of each target wins; this loop runs for every row.
+        for target, indexes in self.plain:
+            for index in indexes:
+                if index < size:
+                    cell = cells[index]
+                    if cell and not cell.isspace():
+                        values[target] = cell
+                        break
+        if "linkedin_url" in columns:
+            # Sales Navigator tools give a profile URL and a Sales Navigator one: the
+            # profile wins wherever it sits, a lone Sales Navigator URL is reported.
+            filled = [cells[i] for i in columns["linkedin_url"] if i < size and cells[i].strip()]
+            profiles = [url for url in filled if _LINKEDIN_PROFILE.search(url)]
+            values["linkedin_url"] = (profiles or filled or [""])[0]
+        if "full_name" in columns and not (
+            values.get("first_name", "").strip() or values.get("last_name", "").strip()
+        ):
+            first, _, last = _first_filled(cells, columns["full_name"]).strip().partition(" ")
+            values["first_name"], values["last_name"] = first, last
+        if "location" not in values:
+            parts = [
+                _first_filled(cells, columns[key]).strip()
+                for key in ("city", "state", "country")
+                if key in columns
+            ]
+            if any(parts):
+                values["location"] = ", ".join(part for part in parts if part)
+        return values, " ".join(values.pop("company_name", "").split())
+
+
+# --- Importing ----------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class ImportReport:
+    """Row counts of one import (see the module docstring for what each one means)."""
+
+    created: int = 0
+    updated: int = 0
+    duplicate: int = 0
+    invalid: int = 0
+    suppressed: int = 0
+    total: int = 0
+    encoding: str = "utf-8"
+    delimiter: str = ","
+    mapping: dict[str, str] = field(default_factory=dict)
+    fraction: float = 0.0
+    report_path: Path | None = None
+    notes: list[str] = field(default_factory=list)
+    created_ids: set[int] = field(default_factory=set)
 
 
 @dataclass(slots=True)
@@ -187,12 +469,12 @@ class _Tally:
     filled: set[int] = field(default_factory=set)
 
 
-class _Report:
+class ErrorReport:
     """The invalid-row CSV, opened only when the first row has to go into it."""
 
-    def __init__(self, path: Path | None, header: list[str], delimiter: str) -> None:
+    def __init__(self, path: Path | None, header: Sequence[str], delimiter: str) -> None:
         self.path = path
-        self.header = header
+        self.header = list(header)
         self.delimiter = delimiter
         self.stream: IO[str] | None = None
         self.writer = None
@@ -217,11 +499,117 @@ class _Report:
         return self.path
 
 
-def _records(reader: Iterator[list[str]]) -> Iterator[tuple[int, list[str]]]:
-    """Yield (row number, cells) for each non-blank data row; the header was row 1."""
-    for row_number, cells in enumerate(reader, start=2):
-        if any(cell.strip() for cell in cells):
-            yield row_number, cells
+class RowNormalizer:
+    """One row's cells to a BulkItem, the InvalidValue that rejects it, or None if blank."""
+
+    def __init__(self, mapping: ColumnMapping, delimiter: str) -> None:
+        self.normalizer = BulkNormalizer()
+        self.row_values = RowValues(mapping)
+        self.width = len(mapping.header)
+        self.delimiter = delimiter
+
+    def __call__(self, cells: list[str]) -> BulkItem | InvalidValue | None:
+        joined = "".join(cells)
+        if not joined or joined.isspace():
+            return None
+        if "\x00" in joined:
+            # No database stores a NUL in text: say so instead of failing the batch.
+            return InvalidValue("row", "", "it contains a NUL character")
+        width = self.width
+        extra = [cell for cell in cells[width:] if cell.strip()]
+        if extra:
+            return InvalidValue(
+                "row",
+                self.delimiter.join(extra),
+                f"it has {len(cells)} cells but the header names {width} columns "
+                "(an unquoted delimiter?)",
+            )
+        values, company_name = self.row_values(cells)
+        try:
+            lead = self.normalizer.lead_row(values)
+        except InvalidValue as exc:
+            return exc
+        return BulkItem(lead, company_name)
+
+
+# Rows handed to a normalizing process at a time, and chunks in flight per process: enough
+# to keep the processes busy, few enough that a big file is never read ahead into memory.
+_PARALLEL_CHUNK = 2000
+_IN_FLIGHT_PER_WORKER = 8
+_WORKER_TIMEOUT_SECONDS = 300
+_worker_normalizer: RowNormalizer | None = None
+
+
+def _worker_start(mapping: ColumnMapping, delimiter: str) -> None:
+    global _worker_normalizer
+    _worker_normalizer = RowNormalizer(mapping, delimiter)
+
+
+def _worker_normalize(rows: list[list[str]]) -> list:
+    # InvalidValue does not pickle (its constructor takes three arguments): send its parts.
+    return [
+        (item.field, str(item.value), item.reason) if isinstance(item, InvalidValue) else item
+        for item in map(_worker_normalizer, rows)
+    ]
+
+
+def _from_worker(item) -> BulkItem | InvalidValue | None:
+    return InvalidValue(*item) if type(item) is tuple else item
+
+
+def normalized_rows(
+    reader: CsvReader, mapping: ColumnMapping, *, workers: int = 1
+) -> Iterator[tuple[int, list[str], BulkItem | InvalidValue | None]]:
+    """Yield (row number, cells, item) per record, in file order: a BulkItem, the
+    InvalidValue that rejected the row, or None for a blank row.
+
+    Normalizing is most of an import's work: with `workers` > 1 it runs in that many
+    forked processes while this one reads and writes. Only for a process without other
+    threads (a management command), as fork copies no thread but the caller's.
+    """
+    if workers > 1 and threading.active_count() > 1:
+        # A fork copies only this thread: a lock another thread held (logging's, say)
+        # stays locked forever in the child. Running in a threaded process (a web or
+        # Celery process, a test session), it normalizes here instead.
+        workers = 1
+    if workers <= 1:
+        normalize = RowNormalizer(mapping, reader.fmt.delimiter)
+        for row_number, cells in reader.records():
+            yield row_number, cells, normalize(cells)
+        return
+    context = multiprocessing.get_context("fork")
+    with context.Pool(
+        workers, initializer=_worker_start, initargs=(mapping, reader.fmt.delimiter)
+    ) as pool:
+        pending: deque = deque()
+        records = reader.records()
+        broken: csv.Error | None = None
+        while True:
+            while broken is None and len(pending) < workers * _IN_FLIGHT_PER_WORKER:
+                chunk: list[tuple[int, list[str]]] = []
+                try:
+                    for record in records:
+                        chunk.append(record)
+                        if len(chunk) >= _PARALLEL_CHUNK:
+                            break
+                except csv.Error as exc:
+                    # The rows before the broken line still go through, then the error.
+                    broken = exc
+                if not chunk:
+                    break
+                rows = [cells for _, cells in chunk]
+                pending.append((chunk, pool.apply_async(_worker_normalize, (rows,))))
+                if len(chunk) < _PARALLEL_CHUNK:
+                    break
+            if not pending:
+                if broken is not None:
+                    raise broken
+                return
+            chunk, result = pending.popleft()
+            # A bounded wait: a worker that died must fail the import, not hang it.
+            items = result.get(timeout=_WORKER_TIMEOUT_SECONDS)
+            for (row_number, cells), item in zip(chunk, items, strict=True):
+                yield row_number, cells, _from_worker(item)
 
 
 def import_leads_csv(
@@ -229,57 +617,58 @@ def import_leads_csv(
     path: Path,
     source: str,
     report_path: Path | None,
-    batch_size: int = 1000,
-    progress: Callable[[int], None] | None = None,
+    mapping: Mapping[str, str] | None = None,
+    origin: str | None = None,
+    notify: bool = True,
+    batch_size: int = _DEFAULT_BATCH,
+    progress: Callable[[ImportReport], None] | None = None,
+    on_rows: Callable[[list[tuple[int, int]]], None] | None = None,
+    workers: int = 1,
 ) -> ImportReport:
     """Import the leads in a CSV file; see the module docstring for the counting rules.
 
+    `mapping` overrides the automatic column mapping ({column: target or "ignore"}).
     Raises ImportFileError, before importing anything, when the file cannot be read as
-    CSV text or has no column that identifies a lead; and, after importing the rows before
-    it, at a line the csv module cannot parse. `report_path` receives the invalid
-    and suppressed rows (only created when there are some; None writes no report).
-    `progress` is called with the number of rows handled after each batch.
+    CSV text, the mapping is wrong, or no column identifies a lead; and, after importing
+    the rows before it, at a line the csv module cannot parse. `report_path` receives the
+    invalid and suppressed rows (only created when there are some; None writes no report).
+    `progress` gets the report after each batch; `on_rows` gets (row number, lead id) for
+    each row that became a lead. `notify=False` sends no `leads_created` (see
+    `leads_bulk_upsert`); `origin` defaults to "csv:<file name>". `workers` > 1
+    normalizes in that many processes (see `normalized_rows`).
     """
-    report = ImportReport()
-    report.encoding = _detect_encoding(path, report.notes)
-    with path.open(encoding=report.encoding, newline="") as stream:
-        delimiter = _sniff_delimiter(stream.readline())
-        stream.seek(0)
-        reader = csv.reader(stream, delimiter=delimiter)
-        header = next(reader, [])
-        if not any(name.strip() for name in header):
-            raise ImportFileError(f"{path.name} is empty: the first line must name the columns")
-        columns = _column_map(header, path, report.notes)
-        rejected = _Report(report_path, header, delimiter)
-        tally = _Tally()
-        batch: list[tuple[int, list[str], LeadInput]] = []
-        failures: list[tuple[int, str, list[str]]] = []
+    fmt = detect_format(path)
+    report = ImportReport(encoding=fmt.encoding, delimiter=fmt.delimiter, notes=list(fmt.notes))
+    columns = column_mapping(fmt.header, mapping, file_name=path.name)
+    report.mapping = columns.as_dict()
+    if ignored := columns.ignored():
+        report.notes.append(f"Columns not imported: {', '.join(ignored)}.")
+    origin = origin or f"csv:{path.name}"
+    rejected = ErrorReport(report_path, fmt.header, fmt.delimiter)
+    tally = _Tally(created=report.created_ids)
+    batch: list[tuple[int, list[str], BulkItem]] = []
+    failures: list[tuple[int, str, list[str]]] = []
+
+    with CsvReader(path, fmt) as reader:
 
         def flush() -> None:
             if batch:
-                _import_batch(batch, source, path, report, tally, failures)
+                _import_batch(batch, source, origin, notify, report, tally, failures, on_rows)
             rejected.write(failures)
             batch.clear()
             failures.clear()
+            report.fraction = reader.fraction
             if progress is not None:
-                progress(report.total)
+                progress(report)
 
         try:
-            for row_number, cells in _records(reader):
+            for row_number, cells, item in normalized_rows(reader, columns, workers=workers):
+                if item is None:
+                    continue
                 report.total += 1
-                extra = [cell for cell in cells[len(header) :] if cell.strip()]
-                try:
-                    if extra:
-                        raise InvalidValue(
-                            "row",
-                            delimiter.join(extra),
-                            f"it has {len(cells)} cells but the header names {len(header)} "
-                            "columns (an unquoted delimiter?)",
-                        )
-                    item = lead_input_from_mapping(_values(cells, columns))
-                except InvalidValue as exc:
+                if isinstance(item, InvalidValue):
                     report.invalid += 1
-                    failures.append((row_number, str(exc), cells))
+                    failures.append((row_number, str(item), cells))
                     continue
                 batch.append((row_number, cells, item))
                 if len(batch) >= batch_size:
@@ -299,19 +688,29 @@ def import_leads_csv(
 
 
 def _import_batch(
-    batch: list[tuple[int, list[str], LeadInput]],
+    batch: list[tuple[int, list[str], BulkItem]],
     source: str,
-    path: Path,
+    origin: str,
+    notify: bool,
     report: ImportReport,
     tally: _Tally,
     failures: list[tuple[int, str, list[str]]],
+    on_rows: Callable[[list[tuple[int, int]]], None] | None,
 ) -> None:
-    result = leads_upsert(
-        inputs=[item for _, _, item in batch], source=source, origin=f"csv:{path.name}"
+    result = leads_bulk_upsert(
+        items=[item for _, _, item in batch], source=source, origin=origin, notify=notify
     )
     for position in result.suppressed_positions:
         row_number, cells, _ = batch[position]
         failures.append((row_number, "its email or LinkedIn URL is suppressed", cells))
+    if on_rows is not None:
+        on_rows(
+            [
+                (row_number, lead_id)
+                for (row_number, _, _), lead_id in zip(batch, result.lead_ids, strict=True)
+                if lead_id is not None
+            ]
+        )
     report.suppressed += result.suppressed
     tally.rows += len(batch) - result.suppressed
     tally.created.update(result.created)

@@ -2,6 +2,7 @@
 
 from django.conf import settings
 from django.db import models
+from django.db.models.functions import Lower
 
 
 class Company(models.Model):
@@ -86,6 +87,9 @@ class Lead(models.Model):
     legal_basis = models.CharField(
         max_length=32, choices=LegalBasis.choices, default=LegalBasis.LEGITIMATE_INTEREST
     )
+    score = models.PositiveSmallIntegerField(
+        default=0, help_text="0-100 from source, ICP fit and firmographics; set when enriched."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -95,6 +99,9 @@ class Lead(models.Model):
             models.Index(fields=["enrichment_status", "-created_at"]),
             models.Index(fields=["last_enriched_at"]),
             models.Index(fields=["-updated_at"]),
+            # Matching by name at a company (imports, the API) looks leads up by their
+            # lowercased last name: without this index, a scan of the whole table per batch.
+            models.Index(Lower("last_name"), name="lead_last_name_lower"),
         ]
 
     def __str__(self) -> str:

@@ -52,15 +52,31 @@ def normalize_domain(value: str) -> str:
         raise InvalidValue("domain", value, "it is empty")
     if "@" in raw:
         raw = raw.rsplit("@", 1)[1]
-    host = urlsplit(raw if "//" in raw else f"//{raw}").hostname or ""
+    try:
+        host = urlsplit(raw if "//" in raw else f"//{raw}").hostname or ""
+    except ValueError:
+        # urlsplit reads "[" as the start of an IPv6 literal and refuses a broken one.
+        host = ""
     if not host or " " in host:
         raise InvalidValue("domain", value, "it has no host name")
+    if not host.isascii() or "xn--" in host:
+        host = _idna_host(value, host)
     parts = _extractor()(host)
     if not parts.suffix:
         raise InvalidValue("domain", value, "it does not end in a known public suffix")
     if not parts.domain:
         raise InvalidValue("domain", value, "it is a public suffix, not a company's domain")
     return f"{parts.domain}.{parts.suffix}"
+
+
+def _idna_host(value: str, host: str) -> str:
+    """Return an internationalized host in the one form normalize_email gives its domain
+    (Unicode, NFC, IDNA 2008), so `bücher.de`, `BÜCHER.DE` and `xn--bcher-kva.de` are one
+    company, the same one as `ada@xn--bcher-kva.de`'s."""
+    try:
+        return validate_email(f"postmaster@{host}", check_deliverability=False).domain
+    except EmailNotValidError:
+        raise InvalidValue("domain", value, "it is not a valid internationalized domain") from None
 
 
 def normalize_phone(value: str, *, region: str | None = None) -> str:
@@ -78,6 +94,8 @@ def normalize_phone(value: str, *, region: str | None = None) -> str:
 
 
 _LINKEDIN_PROFILE = re.compile(r"^/(in|pub)/([^/?#]+)", re.IGNORECASE)
+# A slug is one word of a URL: whitespace or a control character means it is not one.
+_NOT_IN_A_SLUG = re.compile(r"[\s\x00-\x1f\x7f-\x9f]")
 
 
 def normalize_linkedin_url(value: str) -> str:
@@ -85,12 +103,16 @@ def normalize_linkedin_url(value: str) -> str:
     raw = (value or "").strip()
     if not raw:
         raise InvalidValue("linkedin_url", value, "it is empty")
-    parts = urlsplit(raw if "//" in raw else f"https://{raw}")
-    host = (parts.hostname or "").lower()
+    try:
+        parts = urlsplit(raw if "//" in raw else f"https://{raw}")
+        host = (parts.hostname or "").lower()
+    except ValueError:
+        # A broken "[IPv6]" host: whatever it is, it is not linkedin.com.
+        host = ""
     if host != "linkedin.com" and not host.endswith(".linkedin.com"):
         raise InvalidValue("linkedin_url", value, "it is not a linkedin.com address")
     match = _LINKEDIN_PROFILE.match(parts.path)
-    if not match:
+    if not match or _NOT_IN_A_SLUG.search(match.group(2)):
         raise InvalidValue("linkedin_url", value, "it is not a profile URL (/in/<name>)")
     return f"https://www.linkedin.com/in/{match.group(2).lower()}"
 

@@ -33,6 +33,9 @@ COMPANY_FIELDS = (
     "technologies",
 )
 
+# ProviderCall.credits holds up to 9,999,999.999.
+MAX_CREDITS_PER_CALL = 1_000_000
+
 EMAIL_VERIFICATIONS = frozenset(
     {"valid", "invalid", "accept_all", "unknown", "disposable", "webmail", "role"}
 )
@@ -79,7 +82,9 @@ def make_candidate(
     if cleaned is None:
         return None
     if field == "email":
-        verification = verification if verification in EMAIL_VERIFICATIONS else "unknown"
+        # A vendor's verdict may be any JSON value: only a known word is taken.
+        known = isinstance(verification, str) and verification in EMAIL_VERIFICATIONS
+        verification = verification if known else "unknown"
     else:
         verification = ""
     return Candidate(field, cleaned, float(confidence), source, verification=verification)
@@ -87,6 +92,9 @@ def make_candidate(
 
 def credits_from(value: Any) -> float:
     """Return a vendor's stated credit cost, or 0 for anything that is not a count."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return 0.0
+    # Past the ledger's column (and past any real price) it is garbage, not a cost.
+    if not 0 <= value <= MAX_CREDITS_PER_CALL:
         return 0.0
     return float(value)

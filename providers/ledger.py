@@ -4,12 +4,14 @@ inside its TTL is reused, not paid again."""
 
 import hashlib
 import json
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 from decimal import Decimal
 
+import redis
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Q, Sum
@@ -27,8 +29,12 @@ from providers.base import (
 from providers.models import ProviderCall, ProviderConfig
 from providers.rate_limit import rate_limiter, wait_for_slot
 
+logger = logging.getLogger(__name__)
+
 # A stored answer larger than this keeps its candidates but not the vendor's raw JSON.
 MAX_STORED_RAW_BYTES = 16_384
+# While the shared rate limiter's Redis is unreachable, calls wait this long, then ask again.
+LIMITER_DOWN_RETRY_SECONDS = 5.0
 
 
 def lookup_key_hash(lookup_key: str) -> str:
@@ -136,7 +142,7 @@ def call_with_ledger(
         return _served_from(cached, provider=provider, operation=operation, lookup=lookup)
 
     config = ProviderConfig.objects.filter(provider=provider).first()
-    wait_for_slot(provider, per_minute=_our_limit(config))
+    _take_slot(provider, config)
     row = _claim(
         provider=provider,
         operation=operation,
@@ -193,7 +199,7 @@ def call_many_with_ledger(
         config = ProviderConfig.objects.filter(provider=provider).first()
         claimed: list[tuple[ProviderCall, list[int]]] = []
         try:
-            wait_for_slot(provider, per_minute=_our_limit(config))
+            _take_slot(provider, config)
             for positions in to_buy.values():
                 first, copies = positions[0], positions[1:]
                 try:
@@ -295,11 +301,32 @@ def _record_failure(rows: list[ProviderCall], exc: ProviderError, *, started: fl
         row.save(update_fields=["outcome", "http_status", "error", "credits", "duration_ms"])
     if not rows:
         return
-    if isinstance(exc, RateLimited):
-        # The vendor said slow down: every worker stops asking until then.
-        rate_limiter().pause(rows[0].provider, seconds=exc.retry_after)
-    elif isinstance(exc, QuotaExhausted):
-        rate_limiter().pause(rows[0].provider, seconds=settings.PROVIDER_QUOTA_PAUSE_SECONDS)
+    try:
+        if isinstance(exc, RateLimited):
+            # The vendor said slow down: every worker stops asking until then.
+            rate_limiter().pause(rows[0].provider, seconds=exc.retry_after)
+        elif isinstance(exc, QuotaExhausted):
+            rate_limiter().pause(rows[0].provider, seconds=settings.PROVIDER_QUOTA_PAUSE_SECONDS)
+    except redis.RedisError as error:
+        # The failure is recorded and the run told; without the shared pause each worker
+        # meets the vendor's own refusal instead, which costs nothing.
+        logger.warning("%s could not be paused: %s", rows[0].provider, type(error).__name__)
+
+
+def _take_slot(provider: str, config: ProviderConfig | None) -> None:
+    """Wait for the provider's slot in the shared rate limit, or raise Deferred.
+
+    An unreachable limiter (its Redis restarting) holds the call back: neither a call past
+    the limit nor a failed run, but a run that waits without spending an attempt.
+    """
+    try:
+        wait_for_slot(provider, per_minute=_our_limit(config))
+    except redis.RedisError as exc:
+        raise Deferred(
+            f"{provider} is held back: the shared rate limiter is unreachable "
+            f"({type(exc).__name__})",
+            retry_after=LIMITER_DOWN_RETRY_SECONDS,
+        ) from None
 
 
 def _record_interrupted(rows: list[ProviderCall]) -> None:

@@ -5,10 +5,13 @@ Celery broker on the local filesystem, so `make demo` needs no server. With them
 uses PostgreSQL and Redis (broker, cache and, later, the shared rate limiter).
 """
 
+from email.utils import parseaddr
 from pathlib import Path
 
 import environ
 from kombu import Queue
+
+from config.logging import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -32,10 +35,19 @@ INSTALLED_APPS = [
     "leads",
     "providers",
     "enrichment",
+    "accounts",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "api",
+    "webhooks",
+    "imports",
+    "privacy",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "config.middleware.RequestIdMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -110,6 +122,10 @@ if REDIS_URL:
         # An unacknowledged message comes back only after this; it must stay above the
         # hard time limit or a slow task would be delivered twice while still running.
         "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600),
+        # One Redis list per priority 0-9 (0 is taken first): high-value leads jump the
+        # queue. Queues stay round robin, so maintenance is never starved by enrichment.
+        # https://docs.celeryq.dev/en/stable/userguide/routing.html#redis-message-priorities
+        "priority_steps": list(range(10)),
     }
 else:
     CELERY_BROKER_URL = "filesystem://"
@@ -135,14 +151,15 @@ CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=120
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=150)
 CELERY_TASK_DEFAULT_QUEUE = "enrichment"
 # A worker started without -Q consumes every queue listed here.
-CELERY_TASK_QUEUES = [Queue("enrichment"), Queue("maintenance")]
+CELERY_TASK_QUEUES = [
+    Queue("enrichment"),
+    Queue("maintenance"),
+    Queue("webhooks"),
+    Queue("imports"),
+]
+# The periodic tasks are PeriodicTask rows (created by a data migration, edited in the
+# admin under Periodic tasks), so a schedule changes without a deploy.
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
-CELERY_BEAT_SCHEDULE = {
-    "enrichment.runs_sweep": {
-        "task": "enrichment.runs_sweep",
-        "schedule": env.float("ENRICHMENT_SWEEP_EVERY_SECONDS", default=30.0),
-    },
-}
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # --- Enrichment -----------------------------------------------------------------------
@@ -156,12 +173,24 @@ ENRICHMENT_FRESHNESS_DAYS = env.int("ENRICHMENT_FRESHNESS_DAYS", default=90)
 ENRICHMENT_BATCH_SIZE = env.int("ENRICHMENT_BATCH_SIZE", default=20)
 # Claims after which a run that keeps losing its worker or failing transiently is dead.
 ENRICHMENT_MAX_ATTEMPTS = env.int("ENRICHMENT_MAX_ATTEMPTS", default=3)
+# A transient failure retries after this many seconds, doubled at each attempt (30, 60, …).
+ENRICHMENT_RETRY_BACKOFF_SECONDS = env.int("ENRICHMENT_RETRY_BACKOFF_SECONDS", default=30)
 # A run RUNNING for longer than the hard time limit plus this lost its worker.
 ENRICHMENT_RUN_STALE_GRACE_SECONDS = env.int("ENRICHMENT_RUN_STALE_GRACE_SECONDS", default=30)
 # A QUEUED run whose message went out this long ago and was never claimed is sent again.
 ENRICHMENT_REQUEUE_AFTER_SECONDS = env.int("ENRICHMENT_REQUEUE_AFTER_SECONDS", default=600)
 # Misses are cached this long; hits until the field's freshness threshold.
 PROVIDER_MISS_TTL_DAYS = env.int("PROVIDER_MISS_TTL_DAYS", default=30)
+# Scheduled refresh: at most this many refresh runs wait in the queue at once, so a backlog
+# of stale leads is worked off at a bounded pace instead of flooding the workers.
+ENRICHMENT_REFRESH_MAX_QUEUED = env.int("ENRICHMENT_REFRESH_MAX_QUEUED", default=500)
+# A field a refresh could not renew (the provider no longer knows it) is tried again after
+# this many days, not at every tick.
+ENRICHMENT_REFRESH_RETRY_DAYS = env.int("ENRICHMENT_REFRESH_RETRY_DAYS", default=30)
+# Score (0-100) from which an enriched lead is high-value: its owner is told once.
+LEAD_HIGH_VALUE_SCORE = env.int("LEAD_HIGH_VALUE_SCORE", default=70)
+# Raw vendor payloads in the ledger are dropped after this many days (GDPR minimisation).
+PROVIDER_PAYLOAD_RETENTION_DAYS = env.int("PROVIDER_PAYLOAD_RETENTION_DAYS", default=90)
 
 # --- Providers ------------------------------------------------------------------------
 # A provider is on only when it is configured: the sandbox by its URL, a vendor by its key.
@@ -187,6 +216,8 @@ APOLLO_BASE_URL = env("APOLLO_BASE_URL", default="https://api.apollo.io/api/v1")
 NETROWS_API_KEY = env("NETROWS_API_KEY", default="")
 NETROWS_BASE_URL = env("NETROWS_BASE_URL", default="https://api.netrows.com")
 PROVIDER_HTTP_TIMEOUT_SECONDS = env.float("PROVIDER_HTTP_TIMEOUT_SECONDS", default=10.0)
+# A vendor answer larger than this is refused unread: a broken vendor cannot fill a worker's memory.
+PROVIDER_MAX_RESPONSE_BYTES = env.int("PROVIDER_MAX_RESPONSE_BYTES", default=5 * 1024 * 1024)
 # A worker sleeps for its rate-limit slot up to this long; a longer wait sends the run back
 # to the queue (it costs no attempt) instead of holding a worker.
 PROVIDER_MAX_INLINE_WAIT_SECONDS = env.float("PROVIDER_MAX_INLINE_WAIT_SECONDS", default=10.0)
@@ -212,17 +243,88 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+# Uploaded CSV imports and their error reports. Workers on other machines need the same
+# folder (a shared volume) or a remote storage backend.
+MEDIA_ROOT = env("MEDIA_ROOT", default=str(VAR_DIR / "media"))
+MEDIA_URL = "media/"
+# A CSV import runs as one task: a million rows takes minutes, not the default 150 s. It
+# must stay below CELERY_VISIBILITY_TIMEOUT like every other limit.
+CSV_IMPORT_TIME_LIMIT_SECONDS = env.int("CSV_IMPORT_TIME_LIMIT_SECONDS", default=1800)
 
+# Sign-in for the lead pages; the admin keeps its own login page.
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "leads:list"
+LOGOUT_REDIRECT_URL = "login"
+
+# --- API and webhooks -----------------------------------------------------------------
+# https://www.django-rest-framework.org/api-guide/settings/
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "api.authentication.ApiKeyAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": [
+        "rest_framework.permissions.IsAuthenticated",
+        "api.permissions.HasRolePermission",
+    ],
+    "DEFAULT_PARSER_CLASSES": [
+        "api.parsers.StrictJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_THROTTLE_CLASSES": ["api.throttling.ClientRateThrottle"],
+    "DEFAULT_SCHEMA_CLASS": "api.schema.ApiAutoSchema",
+    "EXCEPTION_HANDLER": "api.exceptions.api_exception_handler",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
+# Requests per client (API key or signed-in user) and per address without either, counted
+# in the cache: Redis when REDIS_URL is set, so shared by every web process.
+API_THROTTLE_RATE = env("API_THROTTLE_RATE", default="600/minute")
+API_THROTTLE_ANON_RATE = env("API_THROTTLE_ANON_RATE", default="60/minute")
+# https://drf-spectacular.readthedocs.io/en/latest/settings.html
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Leadsmith API",
+    "DESCRIPTION": "Leads, enrichment runs, observations and the review queue. Authenticate "
+    "with `Authorization: Bearer <key>` (manage.py create_api_key). Errors are JSON: "
+    '{"code", "message", "errors"?}.',
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SCHEMA_PATH_PREFIX": "/api/",
+    # Swagger UI from this server's static files, not a CDN: the docs work offline too.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "api.schema.lead_create_takes_lists",
+    ],
+    "ENUM_NAME_OVERRIDES": {"EmailVerificationEnum": "leads.models.Lead.EmailVerification"},
+}
+# Outbound webhooks: Standard Webhooks' schedule (seconds before each retry), about a day.
+WEBHOOK_RETRY_SCHEDULE = env.list(
+    "WEBHOOK_RETRY_SCHEDULE", cast=int, default=[5, 300, 1800, 7200, 18000, 36000, 36000]
+)
+WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=15.0)
+# A due delivery whose message nobody took is sent again after this.
+WEBHOOK_REQUEUE_AFTER_SECONDS = env.int("WEBHOOK_REQUEUE_AFTER_SECONDS", default=300)
+# Inbound provider callbacks: the address providers reach this service at, and how long a
+# callback URL stays valid.
+PUBLIC_BASE_URL = env("PUBLIC_BASE_URL", default="http://127.0.0.1:8000")
+INBOUND_WEBHOOK_TTL_SECONDS = env.int("INBOUND_WEBHOOK_TTL_SECONDS", default=7 * 24 * 3600)
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
-    "loggers": {"urllib3": {"level": "WARNING"}},
-}
+# One JSON object a line (LOG_FORMAT=json, production's default) or plain text, both with
+# the request and run ids; secrets and email addresses are masked (config/logging.py).
+LOG_FORMAT = env("LOG_FORMAT", default="plain")
+LOGGING = logging_config(fmt=LOG_FORMAT, level=env("LOG_LEVEL", default="INFO"))
+
+# --- Mail and operations --------------------------------------------------------------
+# https://django-environ.readthedocs.io/en/latest/types.html#environ-env-email-url
+# e.g. smtp+tls://user:password@smtp.example.com:587; the default prints mail to stdout.
+vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="leadsmith@localhost")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+# Budget alerts and errors go to these: "Ada <ada@example.com>,Bob <bob@example.com>".
+ADMINS = [parseaddr(entry) for entry in env.list("DJANGO_ADMINS", default=[])]
+# Each readiness check (database, Redis, broker) must answer within this.
+READYZ_TIMEOUT_SECONDS = env.float("READYZ_TIMEOUT_SECONDS", default=2.0)

@@ -273,7 +273,7 @@ def _error_ids(body: dict[str, Any]) -> list[str]:
 
 def _confidence(score: Any) -> float | None:
     """Return Hunter's 0-100 score as a 0-1 confidence; None (the value is dropped) if absent."""
-    if isinstance(score, bool) or not isinstance(score, int | float):
+    if isinstance(score, bool) or not isinstance(score, int | float) or not 0 <= score <= 100:
         return None
     return score / 100
 

@@ -119,6 +119,10 @@ class NetrowsProvider:
 def _profile_answer(body: Any) -> ProviderAnswer:
     if not isinstance(body, dict):
         raise Permanent("netrows answered 200 with a body that is not an object", http_status=200)
+    if not any(key in body for key in PROFILE_KEYS.values()):
+        # None of the fields the guide's worker reads: not a profile, but a changed or
+        # broken answer. Netrows may have counted the call; the ledger records what it knows.
+        raise Permanent("netrows answered 200 without any profile field", http_status=200)
     candidates = []
     for field, key in PROFILE_KEYS.items():
         candidate = make_candidate(field, body.get(key), CONFIDENCE[field], source=NAME)

@@ -226,7 +226,10 @@ class PdlProvider:
         items = _bulk_items(result.body, count=len(queries))
         rate_limit = rate_limit_headers(result.headers)
         if not any(_status(item) in (200, 404) for item in items):
-            raise self._error(_status(items[0]), items[0], result.headers)
+            status = _status(items[0])
+            if status is None:
+                raise Permanent("pdl's bulk answer has no HTTP status for anyone", http_status=200)
+            raise self._error(status, items[0], result.headers)
         return [self._bulk_answer(item, rate_limit=rate_limit) for item in items]
 
     def company_enrich(self, domain: str, *, idempotency_key: str) -> ProviderAnswer:
@@ -236,6 +239,10 @@ class PdlProvider:
         body = _object(result.body)
         rate_limit = rate_limit_headers(result.headers)
         if result.status == 200:
+            if not any(isinstance(body.get(key), str) for key in ("id", "name", "display_name")):
+                # A record is identified by its id and name (PDL's company schema): a 200
+                # with neither is not a company but a broken answer.
+                raise Permanent("pdl answered 200 without a company record", http_status=200)
             # Unlike the person API, the company record is the body itself, not under `data`.
             company = _trimmed_company(body)
             likelihood = body.get("likelihood")
@@ -430,7 +437,10 @@ def _bulk_items(body: Any, *, count: int) -> list[dict[str, Any]]:
 
 def _status(item: dict[str, Any]) -> int | None:
     status = item.get("status")
-    return status if isinstance(status, int) and not isinstance(status, bool) else None
+    if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599:
+        # Not an HTTP status: the ledger could not even store it.
+        return None
+    return status
 
 
 def _object(body: Any) -> dict[str, Any]:

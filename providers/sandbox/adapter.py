@@ -81,10 +81,14 @@ class SandboxProvider:
         each = 0.0 if not credits_from(body.get("credits")) else 1.0
         answers = []
         for item in results:
-            item = item if isinstance(item, dict) else {}
+            status = item.get("status") if isinstance(item, dict) else None
+            if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599:
+                raise Permanent(
+                    "sandbox bulk answer has a result without an HTTP status", http_status=200
+                )
             answer = self._answer(
                 HttpResult(
-                    status=item.get("status", 0),
+                    status=status,
                     headers={},
                     body=item,
                     duration_ms=result.duration_ms,
@@ -110,9 +114,18 @@ class SandboxProvider:
             values = body.get(record)
             if not isinstance(values, dict):
                 raise Permanent(f"sandbox answered 200 without a {record}", http_status=200)
+            candidates = self._candidates(values, fields=fields)
+            if not candidates:
+                # The sandbox's records always carry usable values (a person at least an
+                # email and a job title): one with none was mangled on its way here, and
+                # taken as a miss it would hide a known person for the miss TTL.
+                raise Permanent(
+                    f"sandbox answered 200 with a {record} without one usable value",
+                    http_status=200,
+                )
             credits = credits_from(body.get("credits"))
             return ProviderAnswer(
-                candidates=self._candidates(values, fields=fields),
+                candidates=candidates,
                 credits=credits,
                 http_status=200,
                 raw={

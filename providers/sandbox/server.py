@@ -26,6 +26,24 @@ API (every answer is JSON):
 - Over the rate limit, 429 with `Retry-After`; injected failures are 503.
 - An `Idempotency-Key` seen before gets the stored answer again with `"credits": 0` and
   `Idempotent-Replayed: true`; the same key with a different request gets 422.
+
+Injected faults, for fault tests: each API request draws one number from a `random.Random`
+seeded with `seed` (the same seed and the same order of requests give the same faults), so
+the rates add up and the rest is answered normally:
+
+- `rate_limited_rate`: 429 with `Retry-After: <retry_after_seconds>`, whatever the window;
+- `error_rate`: 503;
+- `hang_rate`: the answer waits `hang_seconds` (meant to outlast the client's timeout), then
+  half the time it goes out as usual, billed, to a client that has stopped listening, and
+  half the time the connection is closed without a word and nothing is billed;
+- `malformed_rate`: the answer is worked out and billed as usual, then a 200 goes out that
+  the client cannot use: JSON cut in half, an HTML error page, wrong types, missing keys,
+  or a body of `malformed_bytes` (`malformed_kinds`, by default all of MALFORMED_KINDS).
+  As a proxy mangling a good answer would: a retry under the same Idempotency-Key gets the
+  stored answer, free.
+
+`faults` counts what was injected; `billed_unheard` counts, per question like `billed`, the
+billed answers the client cannot have used (sent after a hang, or mangled).
 """
 
 import hashlib
@@ -57,6 +75,15 @@ RATE_WINDOW_SECONDS = 60
 # Answers kept for idempotent replay; a long benchmark must not grow the server unbounded.
 IDEMPOTENCY_KEYS_KEPT = 100_000
 MAX_BODY_BYTES = 64 * 1024
+
+FAULT_KINDS = ("rate_limited", "error", "hang", "malformed")
+MALFORMED_KINDS = ("invalid_json", "html", "wrong_types", "missing_keys", "huge")
+# Bigger than any sane answer: a client that reads it whole has no size limit.
+MALFORMED_BYTES = 10 * 1024 * 1024 + 1
+ERROR_PAGE = (
+    b"<!DOCTYPE html>\n<html><head><title>502 Bad Gateway</title></head>"
+    b"<body><h1>Bad Gateway</h1><p>The upstream server did not answer.</p></body></html>\n"
+)
 
 PERSON_UNKNOWN_SHARE = 0.15
 COMPANY_UNKNOWN_SHARE = 0.10
@@ -421,14 +448,15 @@ def billing_keys(path: str, raw: bytes, body: dict[str, Any]) -> list[str]:
     if path == PERSON_BULK_PATH:
         asked = _json_object(raw)["requests"]
         return [
-            _question_key(PERSON_PATH, request)
+            question_key(PERSON_PATH, request)
             for request, result in zip(asked, body.get("results", []), strict=True)
             if result.get("status") == 200
         ]
-    return [_question_key(path, _json_object(raw))]
+    return [question_key(path, _json_object(raw))]
 
 
-def _question_key(path: str, request: Any) -> str:
+def question_key(path: str, request: Any) -> str:
+    """Return the key `billed` counts a question under: its path and request, canonical."""
     canonical = json.dumps(request, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(f"{path}\n{canonical}".encode()).hexdigest()
 
@@ -454,6 +482,63 @@ ENDPOINTS: dict[str, Callable[[bytes], Answer]] = {
 }
 
 
+# --- Malformed answers ----------------------------------------------------------------
+
+_RECORDS = ("person", "company")
+
+
+def _wrong_types(body: dict[str, Any], variant: int) -> dict[str, Any]:
+    """Return the answer with the right keys holding the wrong kinds of value."""
+    if isinstance(body.get("results"), list):
+        results = body["results"]
+        return [
+            {**body, "results": {"status": 200}},
+            {**body, "results": [{**item, "status": str(item.get("status"))} for item in results]},
+            {**body, "results": [{**item, "person": ["not", "an", "object"]} for item in results]},
+        ][variant % 3]
+    record = next((name for name in _RECORDS if isinstance(body.get(name), dict)), None)
+    if record is None:
+        return {"error": ["not", "a", "string"], "person": 404, "credits": "none"}
+    fields = body[record]
+    return [
+        {**body, record: json.dumps(fields)},
+        {record: {name: {"value": 12345, "confidence": "0.9"} for name in fields}, "credits": "1"},
+        {**body, record: sorted(fields)},
+    ][variant % 3]
+
+
+def _missing_keys(body: dict[str, Any], variant: int) -> dict[str, Any]:
+    """Return the answer with what a client needs left out."""
+    if isinstance(body.get("results"), list):
+        if variant % 2:
+            return {**body, "results": [{"person": item.get("person")} for item in body["results"]]}
+        return {"credits": body.get("credits", 0)}
+    record = next((name for name in _RECORDS if isinstance(body.get(name), dict)), None)
+    if record is not None and variant % 2:
+        return {**body, record: {name: {"confidence": 0.9} for name in body[record]}}
+    return {"credits": body.get("credits", 0)} if "credits" in body else {}
+
+
+def malformed_answer(body: dict[str, Any], kind: str, variant: int, size: int) -> tuple[bytes, str]:
+    """Return (bytes, content type) of a 200 a client cannot use, made from a real answer."""
+    if kind == "invalid_json":
+        data = json.dumps(body).encode()
+        return data[: len(data) // 2], "application/json"
+    if kind == "html":
+        return ERROR_PAGE, "text/html; charset=utf-8"
+    if kind == "wrong_types":
+        return json.dumps(_wrong_types(body, variant)).encode(), "application/json"
+    if kind == "missing_keys":
+        return json.dumps(_missing_keys(body, variant)).encode(), "application/json"
+    if kind == "huge":
+        # Valid JSON and the full answer, only far too big to be read whole.
+        tail = json.dumps(body).encode()[1:]
+        head = b'{"padding": "'
+        padding = max(size - len(head) - len(tail) - 3, 0)
+        return head + b"x" * padding + b'", ' + tail, "application/json"
+    raise ValueError(f"unknown malformed kind {kind!r}")
+
+
 # --- HTTP -----------------------------------------------------------------------------
 
 
@@ -471,15 +556,46 @@ class SandboxServer(ThreadingHTTPServer):
         rate_limit_per_min: int = 0,
         api_key: str = "",
         quiet: bool = False,
+        rate_limited_rate: float = 0.0,
+        hang_rate: float = 0.0,
+        malformed_rate: float = 0.0,
+        hang_seconds: float = 30.0,
+        retry_after_seconds: int = 1,
+        malformed_bytes: int = MALFORMED_BYTES,
+        malformed_kinds: tuple[str, ...] = MALFORMED_KINDS,
+        seed: int | None = None,
     ) -> None:
         if latency_ms < 0:
             raise ValueError("latency_ms must be 0 or more")
-        if not 0.0 <= error_rate <= 1.0:
-            raise ValueError("error_rate must be between 0 and 1")
+        rates = {
+            "rate_limited": rate_limited_rate,
+            "error": error_rate,
+            "hang": hang_rate,
+            "malformed": malformed_rate,
+        }
+        for kind, rate in rates.items():
+            if not 0.0 <= rate <= 1.0:
+                name = "error_rate" if kind == "error" else f"{kind}_rate"
+                raise ValueError(f"{name} must be between 0 and 1")
+        if sum(rates.values()) > 1.0 + 1e-9:
+            raise ValueError("the fault rates must add up to 1 or less")
         if rate_limit_per_min < 0:
             raise ValueError("rate_limit_per_min must be 0 (off) or more")
+        if not malformed_kinds or set(malformed_kinds) - set(MALFORMED_KINDS):
+            raise ValueError(f"malformed_kinds must be some of {', '.join(MALFORMED_KINDS)}")
+        if hang_seconds < 0 or retry_after_seconds < 0 or malformed_bytes < 0:
+            raise ValueError(
+                "hang_seconds, retry_after_seconds and malformed_bytes must be 0 or more"
+            )
         self.latency_ms = latency_ms
         self.error_rate = error_rate
+        self.rate_limited_rate = rate_limited_rate
+        self.hang_rate = hang_rate
+        self.malformed_rate = malformed_rate
+        self.hang_seconds = hang_seconds
+        self.retry_after_seconds = retry_after_seconds
+        self.malformed_bytes = malformed_bytes
+        self.malformed_kinds = tuple(malformed_kinds)
         self.rate_limit_per_min = rate_limit_per_min
         self.api_key = api_key
         self.quiet = quiet
@@ -488,8 +604,13 @@ class SandboxServer(ThreadingHTTPServer):
         self.billed: Counter[str] = Counter()
         # Requests answered per path, whatever the outcome: how many round trips it took.
         self.requests: Counter[str] = Counter()
-        # Injected failures are random on purpose: fault tests want them unpredictable.
-        self._random = random.Random()
+        # Injected faults by kind ("hang:dropped", "malformed:html", …).
+        self.faults: Counter[str] = Counter()
+        # Billed answers the client cannot have used, per question like `billed`.
+        self.billed_unheard: Counter[str] = Counter()
+        # Faults are random, so nothing can lean on their order; seeded, so a failing run
+        # can be repeated.
+        self._random = random.Random(seed)
         self._window_started: float | None = None
         self._window_count = 0
         self._answers: OrderedDict[str, tuple[str, int, dict[str, Any]]] = OrderedDict()
@@ -520,11 +641,34 @@ class SandboxServer(ThreadingHTTPServer):
                 return 0
             return max(1, math.ceil(self._window_started + RATE_WINDOW_SECONDS - now))
 
-    def fails(self) -> bool:
-        if not self.error_rate:
-            return False
+    def draw_fault(self) -> str | None:
+        """Return the fault to inject into this request (FAULT_KINDS), or None.
+
+        The rates are read at each request, so a test may change them while it runs."""
+        rates = (
+            ("rate_limited", self.rate_limited_rate),
+            ("error", self.error_rate),
+            ("hang", self.hang_rate),
+            ("malformed", self.malformed_rate),
+        )
+        if not any(rate for _, rate in rates):
+            return None
         with self._lock:
-            return self._random.random() < self.error_rate
+            draw = self._random.random()
+        for kind, rate in rates:
+            if draw < rate:
+                return kind
+            draw -= rate
+        return None
+
+    def choose(self, count: int) -> int:
+        """Return a seeded random index below `count`."""
+        with self._lock:
+            return self._random.randrange(count)
+
+    def count_fault(self, kind: str) -> None:
+        with self._lock:
+            self.faults[kind] += 1
 
     def answer_once(
         self, idempotency_key: str, fingerprint: str, produce: Callable[[], Answer]
@@ -552,10 +696,19 @@ class SandboxServer(ThreadingHTTPServer):
         replay = {**body, "credits": 0} if "credits" in body else body
         return status, replay, True
 
-    def bill(self, keys: list[str]) -> None:
+    def bill(self, keys: list[str], *, unheard: bool = False) -> None:
         """Count billed answers, as a vendor's invoice would, by what was asked."""
         with self._lock:
             self.billed.update(keys)
+            if unheard:
+                self.billed_unheard.update(keys)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that hung up (timed out, refused a huge body, was killed) is the normal
+        # end of a fault, not a server error worth a traceback.
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
 
     def start_in_thread(self) -> "SandboxServer":
         """Serve from a daemon thread and return at once; stop() ends it."""
@@ -632,16 +785,41 @@ class _Handler(BaseHTTPRequestHandler):
         if wait:
             self._reply(429, {"error": "rate limit exceeded"}, {"Retry-After": str(wait)})
             return
-        if self.server.fails():
+        fault = self.server.draw_fault()
+        if fault is not None:
+            self.server.count_fault(fault)
+        if fault == "rate_limited":
+            retry_after = str(self.server.retry_after_seconds)
+            self._reply(429, {"error": "rate limit exceeded"}, {"Retry-After": retry_after})
+            return
+        if fault == "error":
             self._reply(503, {"error": "sandbox injected failure"})
             return
+        if fault == "hang":
+            time.sleep(self.server.hang_seconds)
+            if self.server.choose(2):
+                # Gone without a word, like a vendor behind a dying proxy: nothing billed.
+                self.server.count_fault("hang:dropped")
+                self.close_connection = True
+                self._log_answer("dropped")
+                return
         fingerprint = hashlib.sha256(path.encode() + b"\n" + raw).hexdigest()
         status, body, replayed = self.server.answer_once(
             self.headers.get("Idempotency-Key", "").strip(), fingerprint, lambda: endpoint(raw)
         )
         if not replayed and body.get("credits"):
-            self.server.bill(billing_keys(path, raw, body))
-        self._reply(status, body, {"Idempotent-Replayed": "true"} if replayed else {})
+            self.server.bill(billing_keys(path, raw, body), unheard=fault is not None)
+        headers = {"Idempotent-Replayed": "true"} if replayed else {}
+        if fault == "malformed":
+            kinds = self.server.malformed_kinds
+            kind = kinds[self.server.choose(len(kinds))]
+            self.server.count_fault(f"malformed:{kind}")
+            data, content_type = malformed_answer(
+                body, kind, self.server.choose(6), self.server.malformed_bytes
+            )
+            self._send(200, data, content_type, headers)
+            return
+        self._reply(status, body, headers)
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         # Malformed requests and unsupported methods get JSON too, never the HTML page.
@@ -658,20 +836,31 @@ class _Handler(BaseHTTPRequestHandler):
     def _reply(
         self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None
     ) -> None:
-        data = json.dumps(body).encode()
+        self._send(status, json.dumps(body).encode(), "application/json", headers)
+
+    def _send(
+        self,
+        status: int,
+        data: bytes,
+        content_type: str,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
         for name, value in (headers or {}).items():
             self.send_header(name, value)
         self.end_headers()
-        # Method, path, status and time only: bodies and headers carry personal data. Logged
-        # before the body goes out, so a client that has its answer finds the line written.
+        # Logged before the body goes out, so a client that has its answer finds the line.
+        self._log_answer(str(status))
+        self.wfile.write(data)
+
+    def _log_answer(self, outcome: str) -> None:
+        # Method, path, outcome and time only: bodies and headers carry personal data.
         started = self._started
         elapsed = "-" if started is None else f"{(time.monotonic() - started) * 1000:.0f}"
         path = urlsplit(self.path or "").path
-        self.log_message("%s %s %d %sms", self.command or "-", path, status, elapsed)
-        self.wfile.write(data)
+        self.log_message("%s %s %s %sms", self.command or "-", path, outcome, elapsed)
 
 
 def start_in_thread(
@@ -683,8 +872,18 @@ def start_in_thread(
     rate_limit_per_min: int = 0,
     api_key: str = "",
     quiet: bool = True,
+    rate_limited_rate: float = 0.0,
+    hang_rate: float = 0.0,
+    malformed_rate: float = 0.0,
+    hang_seconds: float = 30.0,
+    retry_after_seconds: int = 1,
+    malformed_bytes: int = MALFORMED_BYTES,
+    malformed_kinds: tuple[str, ...] = MALFORMED_KINDS,
+    seed: int | None = None,
 ) -> SandboxServer:
-    """Start a sandbox in a daemon thread (port 0: any free port); `.url`, then `.stop()`."""
+    """Start a sandbox in a daemon thread (port 0: any free port); `.url`, then `.stop()`.
+
+    The fault options are described in the module docstring."""
     server = SandboxServer(
         (host, port),
         latency_ms=latency_ms,
@@ -692,6 +891,14 @@ def start_in_thread(
         rate_limit_per_min=rate_limit_per_min,
         api_key=api_key,
         quiet=quiet,
+        rate_limited_rate=rate_limited_rate,
+        hang_rate=hang_rate,
+        malformed_rate=malformed_rate,
+        hang_seconds=hang_seconds,
+        retry_after_seconds=retry_after_seconds,
+        malformed_bytes=malformed_bytes,
+        malformed_kinds=malformed_kinds,
+        seed=seed,
     )
     return server.start_in_thread()
 
@@ -705,6 +912,13 @@ def serve(
     rate_limit_per_min: int = 0,
     api_key: str = "",
     quiet: bool = False,
+    rate_limited_rate: float = 0.0,
+    hang_rate: float = 0.0,
+    malformed_rate: float = 0.0,
+    hang_seconds: float = 30.0,
+    retry_after_seconds: int = 1,
+    malformed_bytes: int = MALFORMED_BYTES,
+    seed: int | None = None,
 ) -> None:
     """Serve in this thread until interrupted; KeyboardInterrupt reaches the caller."""
     with SandboxServer(
@@ -714,10 +928,28 @@ def serve(
         rate_limit_per_min=rate_limit_per_min,
         api_key=api_key,
         quiet=quiet,
+        rate_limited_rate=rate_limited_rate,
+        hang_rate=hang_rate,
+        malformed_rate=malformed_rate,
+        hang_seconds=hang_seconds,
+        retry_after_seconds=retry_after_seconds,
+        malformed_bytes=malformed_bytes,
+        seed=seed,
     ) as server:
         limit = f"{rate_limit_per_min}/min" if rate_limit_per_min else "off"
+        faults = ", ".join(
+            f"{name} {rate:g}"
+            for name, rate in (
+                ("429", rate_limited_rate),
+                ("hang", hang_rate),
+                ("malformed", malformed_rate),
+            )
+            if rate
+        )
         sys.stderr.write(
             f"Sandbox provider on {server.url}: latency {latency_ms} ms, error rate "
-            f"{error_rate:g}, rate limit {limit}, API key {'required' if api_key else 'off'}\n"
+            f"{error_rate:g}, rate limit {limit}, API key {'required' if api_key else 'off'}"
+            + (f", faults: {faults} (seed {seed})" if faults else "")
+            + "\n"
         )
         server.serve_forever()

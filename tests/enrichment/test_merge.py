@@ -211,3 +211,103 @@ def test_a_pattern_guess_gets_no_boost_from_the_domain_it_was_built_on():
     )
     assert decision.confidence == 0.85
     assert decision.outcome is Outcome.PENDING_REVIEW
+
+
+# --- Deterministic checks, unconfirmed guesses, and running the same merge twice ----------
+
+
+@st.composite
+def any_candidates(draw, field=None):
+    """Candidates as every source makes them: also deterministic checks (no confidence)
+    and guesses nobody confirmed yet (`review_only`)."""
+    candidate = draw(candidates(field=field))
+    kind = draw(st.sampled_from(["scored", "scored", "check", "guess"]))
+    if kind == "check":
+        return Candidate(candidate.field, candidate.value, None, "local", verification="unknown")
+    if kind == "guess":
+        return Candidate(
+            candidate.field, candidate.value, candidate.confidence, "pattern", review_only=True
+        )
+    return candidate
+
+
+@st.composite
+def any_merge_inputs(draw):
+    merge_input = draw(merge_inputs())
+    extra = draw(st.lists(any_candidates(), max_size=4))
+    return MergeInput(
+        current=merge_input.current,
+        candidates=[*merge_input.candidates, *extra],
+        thresholds=THRESHOLDS,
+        rejected=merge_input.rejected,
+        company_domain=merge_input.company_domain,
+    )
+
+
+def _proposal(candidate: Candidate) -> tuple[str, str, str]:
+    return (candidate.field, candidate.source, value_key(candidate.value))
+
+
+@given(any_merge_inputs())
+def test_every_distinct_proposal_gets_exactly_one_decision(merge_input):
+    decided = [_proposal(d.candidate) for d in decide(merge_input)]
+
+    assert sorted(decided) == sorted({_proposal(c) for c in merge_input.candidates})
+
+
+@given(any_merge_inputs())
+def test_confidence_stays_a_probability_and_agreement_never_lowers_it(merge_input):
+    best: dict[tuple[str, str, str], float] = {}
+    for c in merge_input.candidates:
+        if c.confidence is not None:
+            best[_proposal(c)] = max(best.get(_proposal(c), 0.0), c.confidence)
+    for decision in decide(merge_input):
+        if decision.candidate.confidence is None:
+            assert decision.confidence is None
+            continue
+        assert 0.0 <= decision.confidence <= 1.0
+        if _proposal(decision.candidate) not in merge_input.rejected:
+            assert decision.confidence >= best[_proposal(decision.candidate)] - 1e-9
+
+
+@given(any_merge_inputs())
+def test_a_check_or_an_unconfirmed_guess_never_puts_a_new_value_in_a_field(merge_input):
+    for decision in decide(merge_input):
+        candidate = decision.candidate
+        if decision.outcome is not Outcome.APPLIED:
+            continue
+        if candidate.confidence is None or candidate.review_only:
+            current = merge_input.current.get(candidate.field)
+            assert current is not None
+            assert value_key(current.value) == value_key(candidate.value)
+
+
+def _applied(decisions) -> dict[str, set[str]]:
+    applied: dict[str, set[str]] = {}
+    for d in decisions:
+        if d.outcome is Outcome.APPLIED:
+            applied.setdefault(d.candidate.field, set()).add(value_key(d.candidate.value))
+    return applied
+
+
+@given(any_merge_inputs())
+def test_merging_the_same_answers_again_changes_nothing(merge_input):
+    # What a retried run does: the same candidates, against what the first attempt wrote.
+    first = decide(merge_input)
+    written = dict(merge_input.current)
+    for d in first:
+        if d.outcome is Outcome.APPLIED and d.candidate.confidence is not None:
+            written[d.candidate.field] = CurrentValue(
+                value=d.candidate.value, source=d.candidate.source, confidence=d.confidence
+            )
+    again = decide(
+        MergeInput(
+            current=written,
+            candidates=merge_input.candidates,
+            thresholds=THRESHOLDS,
+            rejected=merge_input.rejected,
+            company_domain=merge_input.company_domain,
+        )
+    )
+
+    assert _applied(again) == _applied(first)

@@ -161,7 +161,11 @@ def test_counts_do_not_depend_on_the_batch_size(tmp_path, batch_size):
     )
     seen = []
     report = import_leads_csv(
-        path=path, source="test", report_path=None, batch_size=batch_size, progress=seen.append
+        path=path,
+        source="test",
+        report_path=None,
+        batch_size=batch_size,
+        progress=lambda report: seen.append(report.total),
     )
     counts = (report.created, report.updated, report.duplicate, report.invalid, report.total)
     assert counts == (2, 1, 2, 1, 6)
@@ -171,16 +175,27 @@ def test_counts_do_not_depend_on_the_batch_size(tmp_path, batch_size):
     assert report.report_path is None
 
 
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
 @pytest.mark.django_db
-def test_a_big_file_reports_progress_on_stderr(tmp_path):
+def test_a_terminal_gets_a_progress_bar_and_a_log_gets_none(tmp_path):
     rows = "".join(f"lead{n}@company{n % 50}.com,Lead {n}\n" for n in range(2500))
     path = write(tmp_path / "big.csv", "email,job title\n" + rows)
-    out, err = run(str(path))
-    assert "created 2500 / updated 0 / duplicate 0 / invalid 0" in out
-    assert "1000 rows…" in err
-    assert "2000 rows…" in err
+    terminal = Terminal()
+    call_command("import_leads", str(path), stdout=io.StringIO(), stderr=terminal)
+    bar = terminal.getvalue()
+    assert "\r[" in bar
+    assert "] 100% 2500 rows" in bar
+    assert bar.endswith("\n")
     assert Lead.objects.count() == 2500
     assert Company.objects.count() == 50
+
+    out, err = run(str(path))
+    assert "created 0 / updated 0 / duplicate 2500 / invalid 0" in out
+    assert "\r" not in err
 
 
 @pytest.mark.django_db

@@ -70,10 +70,21 @@ def test_unsendable_request_is_permanent():
 
 
 @responses.activate
-def test_success_that_is_not_json_is_an_error():
+def test_success_that_is_not_json_is_transient():
+    # A proxy's page or JSON cut short: the request was fine, asking again can help.
     responses.post(URL, body="<html>Welcome</html>", content_type="text/html")
 
-    with pytest.raises(Permanent, match="not a JSON object or array") as caught:
+    with pytest.raises(Transient, match="not JSON") as caught:
+        request_json(requests.Session(), "POST", URL)
+
+    assert caught.value.http_status == 200
+
+
+@responses.activate
+def test_success_that_is_json_but_no_answer_is_permanent():
+    responses.post(URL, body='"ok"', content_type="application/json")
+
+    with pytest.raises(Permanent, match="JSON scalar") as caught:
         request_json(requests.Session(), "POST", URL)
 
     assert caught.value.http_status == 200
@@ -91,7 +102,17 @@ def test_error_page_and_empty_body_decode_to_empty_dict():
 
 @pytest.mark.parametrize(
     ("header", "expected"),
-    [(None, 60.0), ("12", 12.0), ("0.5", 0.5), ("-3", 0.0), ("soon", 60.0)],
+    [
+        (None, 60.0),
+        ("12", 12.0),
+        ("0.5", 0.5),
+        ("-3", 0.0),
+        ("soon", 60.0),
+        ("nan", 60.0),
+        ("inf", 86400.0),
+        ("1e400", 86400.0),
+        ("Fri, 31 Dec 9999 23:59:59 GMT", 86400.0),
+    ],
 )
 def test_retry_after_seconds(header, expected):
     headers = {} if header is None else {"Retry-After": header}

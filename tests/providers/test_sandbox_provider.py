@@ -271,7 +271,7 @@ def test_vendor_phone_and_profile_are_normalized_and_technologies_cleaned(settin
         (403, {}, {"error": "forbidden"}, AuthError, {"http_status": 403}),
         (400, {}, {"error": "email is not a valid address"}, Permanent, {"http_status": 400}),
         (502, {}, "<html>Bad gateway</html>", Transient, {"http_status": 502}),
-        (200, {}, "<html>Welcome</html>", Permanent, {"http_status": 200}),
+        (200, {}, "<html>Welcome</html>", Transient, {"http_status": 200}),
         (200, {}, {"credits": 1}, Permanent, {"http_status": 200}),
     ],
 )

@@ -17,6 +17,8 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
+from accounts.roles import Role
+from accounts.services import user_role_set
 from leads.demo_data import demo_rows
 from leads.services import lead_input_from_mapping, leads_upsert
 
@@ -49,6 +51,9 @@ class Command(BaseCommand):
         call_command("migrate", interactive=False, verbosity=0)
         password = self._admin_login()
         self.stdout.write(f"Admin login: admin / {password}")
+        role_logins = self._role_logins()
+        for username, role_password in role_logins.items():
+            self.stdout.write(f"{username.upper()} login: {username} / {role_password}")
         sandbox_url = f"http://127.0.0.1:{options['sandbox_port']}"
         env = {**os.environ, "SANDBOX_BASE_URL": sandbox_url, "PYTHONUNBUFFERED": "1"}
         children: list[subprocess.Popen] = []
@@ -112,6 +117,8 @@ class Command(BaseCommand):
                 self.style.SUCCESS(
                     f"\nLeadsmith is running: http://127.0.0.1:{options['port']}/admin/\n"
                     f"  login: admin / {password}\n"
+                    + "".join(f"  login: {u} / {p}\n" for u, p in role_logins.items())
+                    + f"  lead pages: http://127.0.0.1:{options['port']}/\n"
                     "  Ctrl-C stops web, worker, beat and the sandbox provider.\n"
                 )
             )
@@ -131,6 +138,18 @@ class Command(BaseCommand):
         user.set_password(password)
         user.save()
         return password
+
+    def _role_logins(self) -> dict[str, str]:
+        """Create or reset one demo user per role (sdr, reviewer); return their passwords."""
+        logins = {}
+        for username, role in (("sdr", Role.SDR), ("reviewer", Role.REVIEWER)):
+            password = secrets.token_urlsafe(9)
+            user, _ = get_user_model().objects.get_or_create(username=username)
+            user.set_password(password)
+            user.save()
+            user_role_set(user=user, role=role)
+            logins[username] = password
+        return logins
 
     def _load_leads(self, count: int) -> None:
         inputs = [lead_input_from_mapping(row) for row in demo_rows(count)]

@@ -1,0 +1,265 @@
+"""The SDR's pages: the lead list and the lead page, with Find Email, Re-enrich, manual
+edits and (for reviewers) decisions on suggested values.
+
+Views stay thin: they read through leads.selectors and write through enrichment's
+services. Every button is a plain form POST that redirects, so the pages work without
+JavaScript; with htmx the same POST answers with a fragment and the page updates in place
+(a run's status polls every second until it is over).
+"""
+
+from django.contrib import messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.decorators import login_required, permission_required
+from django.core.exceptions import PermissionDenied
+from django.db.models import Q
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from accounts.roles import ROLES
+from enrichment.fields import FIELDS, Entity
+from enrichment.models import EnrichmentRun, Observation
+from enrichment.review import (
+    ReviewError,
+    field_set_manually,
+    observation_approve,
+    observation_reject,
+)
+from enrichment.services import runs_create
+from leads.forms import FieldEditForm, LeadFilterForm
+from leads.models import Lead
+from leads.normalize import InvalidValue
+from leads.selectors import (
+    SORTS,
+    lead_sheet,
+    leads_filtered,
+    leads_with_pending_review,
+    page_of,
+    run_outcome,
+)
+
+REVIEW_PERMISSION = "enrichment.change_reviewitem"
+
+
+def _is_htmx(request: HttpRequest) -> bool:
+    return request.headers.get("HX-Request") == "true"
+
+
+def _lead(pk: int) -> Lead:
+    return get_object_or_404(Lead.objects.select_related("company", "owner"), pk=pk)
+
+
+# --- The list ---------------------------------------------------------------------------
+
+
+@require_GET
+@login_required
+@permission_required("leads.view_lead", raise_exception=True)
+def lead_list(request: HttpRequest) -> HttpResponse:
+    # The people leads can belong to: everyone with a role (a short list, unlike leads).
+    owners = (
+        get_user_model()
+        .objects.filter(is_active=True, groups__name__in=ROLES)
+        .distinct()
+        .order_by("username")
+    )
+    form = LeadFilterForm(request.GET or None, owners=owners, user=request.user)
+    filters = form.filters()
+    page = page_of(leads_filtered(filters), form.page_number())
+    pending = leads_with_pending_review([lead.id for lead in page.items])
+    query = request.GET.copy()
+    query.pop("page", None)
+    context = {
+        "form": form,
+        "page": page,
+        "rows": [(lead, lead.id in pending) for lead in page.items],
+        "sorts": [(key, label) for key, (label, _) in SORTS.items()],
+        "filters": filters,
+        "query_string": query.urlencode(),
+    }
+    # A search-as-you-type request swaps the results only.
+    if _is_htmx(request) and request.headers.get("HX-Target") == "lead-results":
+        return render(request, "leads/_results.html", context)
+    return render(request, "leads/list.html", context)
+
+
+# --- The lead page ----------------------------------------------------------------------
+
+
+def _sheet_context(request: HttpRequest, lead: Lead) -> dict:
+    sheet = lead_sheet(lead)
+    user = request.user
+    return {
+        "lead": lead,
+        "sheet": sheet,
+        "can_enrich": user.has_perm("enrichment.add_enrichmentrun"),
+        "can_edit_lead": user.has_perm("leads.change_lead"),
+        "can_edit_company": user.has_perm("leads.change_company"),
+        "can_review": user.has_perm(REVIEW_PERMISSION),
+    }
+
+
+@require_GET
+@login_required
+@permission_required("leads.view_lead", raise_exception=True)
+def lead_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    return render(request, "leads/detail.html", _sheet_context(request, _lead(pk)))
+
+
+def _start_run(request: HttpRequest, lead: Lead, *, trigger: str, fields: list[str]):
+    created = runs_create(lead_ids=[lead.id], trigger=trigger, fields=fields)
+    if created:
+        return created[0]
+    # One run per lead at a time: a second click follows the run already going.
+    return (
+        EnrichmentRun.objects.filter(
+            lead=lead, state__in=[EnrichmentRun.State.QUEUED, EnrichmentRun.State.RUNNING]
+        )
+        .order_by("-created_at")
+        .first()
+    )
+
+
+def _after_run_started(request: HttpRequest, lead: Lead, run, message: str) -> HttpResponse:
+    if _is_htmx(request):
+        context = _sheet_context(request, lead)
+        context["run"] = run
+        return render(request, "leads/_run_status.html", context)
+    messages.info(request, message)
+    return redirect("leads:detail", pk=lead.pk)
+
+
+@require_POST
+@login_required
+@permission_required("enrichment.add_enrichmentrun", raise_exception=True)
+def lead_find_email(request: HttpRequest, pk: int) -> HttpResponse:
+    lead = _lead(pk)
+    if not lead_sheet(lead).find_email_can_help:
+        message = (
+            "Find Email needs a first name, a last name and a company domain, and no valid "
+            "or locked email yet."
+        )
+        if _is_htmx(request):
+            return HttpResponseBadRequest(message)
+        messages.error(request, message)
+        return redirect("leads:detail", pk=lead.pk)
+    run = _start_run(request, lead, trigger=EnrichmentRun.Trigger.FIND_EMAIL, fields=["email"])
+    return _after_run_started(request, lead, run, "Searching for an email…")
+
+
+@require_POST
+@login_required
+@permission_required("enrichment.add_enrichmentrun", raise_exception=True)
+def lead_reenrich(request: HttpRequest, pk: int) -> HttpResponse:
+    lead = _lead(pk)
+    run = _start_run(request, lead, trigger=EnrichmentRun.Trigger.MANUAL, fields=[])
+    return _after_run_started(request, lead, run, "Enriching this lead…")
+
+
+@require_GET
+@login_required
+@permission_required("leads.view_lead", raise_exception=True)
+def lead_run_status(request: HttpRequest, pk: int, run_id: int) -> HttpResponse:
+    """The fragment a page polls while a run is going; once it is over, the outcome and
+    (out of band) the refreshed lead."""
+    lead = _lead(pk)
+    run = get_object_or_404(EnrichmentRun, pk=run_id, lead=lead)
+    if not _is_htmx(request):
+        return redirect("leads:detail", pk=lead.pk)
+    context = _sheet_context(request, lead)
+    context["run"] = run
+    if not run.is_terminal:
+        return render(request, "leads/_run_status.html", context)
+    # Over: the outcome, and the whole lead refreshed around it (new values, badges).
+    context["outcome"] = run_outcome(run, context["sheet"])
+    response = render(request, "leads/_body.html", context)
+    response["HX-Retarget"] = "#lead-body"
+    response["HX-Reswap"] = "outerHTML"
+    return response
+
+
+# --- Manual edits -----------------------------------------------------------------------
+
+
+def _editable_field(request: HttpRequest, lead: Lead, name: str):
+    spec = FIELDS.get(name)
+    if spec is None or (spec.entity is Entity.COMPANY and not lead.company_id):
+        raise Http404("no such field")
+    permission = "leads.change_lead" if spec.entity is Entity.LEAD else "leads.change_company"
+    if not request.user.has_perm(permission):
+        raise PermissionDenied
+    return spec
+
+
+def _body_response(request: HttpRequest, lead: Lead) -> HttpResponse:
+    """The refreshed lead body for htmx; a redirect to the lead page otherwise."""
+    if _is_htmx(request):
+        # Read again: the decision or edit just changed the row.
+        return render(request, "leads/_body.html", _sheet_context(request, _lead(lead.pk)))
+    return redirect("leads:detail", pk=lead.pk)
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def lead_field_edit(request: HttpRequest, pk: int, field: str) -> HttpResponse:
+    lead = _lead(pk)
+    spec = _editable_field(request, lead, field)
+    subject = lead if spec.entity is Entity.LEAD else lead.company
+    current = getattr(subject, spec.column)
+    form = FieldEditForm(request.POST or None, spec=spec, current=current)
+    if request.method == "POST" and form.is_valid():
+        try:
+            field_set_manually(
+                subject=subject, field=field, value=form.cleaned_data["value"], user=request.user
+            )
+        except InvalidValue as exc:
+            form.add_error("value", f"{spec.label}: {exc.reason}.")
+        else:
+            if not _is_htmx(request):
+                messages.success(request, f"{spec.label} saved and locked.")
+            return _body_response(request, lead)
+    context = {"lead": lead, "spec": spec, "form": form}
+    if _is_htmx(request):
+        # htmx swaps only 2xx answers: the form comes back in place of the field's row.
+        response = render(request, "leads/_field_edit.html", context)
+        if request.method == "POST":
+            response["HX-Retarget"] = f"#field-{spec.name}"
+            response["HX-Reswap"] = "outerHTML"
+        return response
+    status = 400 if request.method == "POST" else 200
+    return render(request, "leads/field_edit.html", context, status=status)
+
+
+# --- A reviewer's decision on a suggestion ----------------------------------------------
+
+
+@require_POST
+@login_required
+@permission_required(REVIEW_PERMISSION, raise_exception=True)
+def lead_suggestion_decide(
+    request: HttpRequest, pk: int, observation_id: int, decision: str
+) -> HttpResponse:
+    lead = _lead(pk)
+    about = Q(lead=lead)
+    if lead.company_id:
+        about |= Q(company_id=lead.company_id)
+    observation = get_object_or_404(Observation.objects.filter(about), pk=observation_id)
+    try:
+        if decision == "approve":
+            observation_approve(observation=observation, reviewer=request.user)
+            done = f"{FIELDS[observation.field].label} approved and locked."
+        elif decision == "reject":
+            observation_reject(observation=observation, reviewer=request.user)
+            done = f"{FIELDS[observation.field].label} suggestion rejected."
+        else:
+            raise Http404("no such decision")
+    except ReviewError as exc:
+        if _is_htmx(request):
+            context = _sheet_context(request, lead)
+            context["review_error"] = str(exc)
+            return render(request, "leads/_body.html", context)
+        messages.error(request, str(exc))
+        return redirect("leads:detail", pk=lead.pk)
+    if not _is_htmx(request):
+        messages.success(request, done)
+    return _body_response(request, lead)
