@@ -74,3 +74,15 @@ def cache_purge() -> None:
         hits_before=now - timedelta(days=longest_hit_ttl),
         misses_before=now - timedelta(days=settings.PROVIDER_MISS_TTL_DAYS),
     )
+
+
+@shared_task(name="enrichment.pdl_opt_outs_sync", queue="maintenance", ignore_result=True)
+def pdl_opt_outs_sync() -> None:
+    """Suppress the people PDL lists as opted out (nothing to do without a PDL key)."""
+    from django.conf import settings
+
+    from enrichment.opt_outs import pdl_opt_outs_apply
+    from providers.pdl.adapter import PdlProvider
+
+    if settings.PDL_API_KEY:
+        pdl_opt_outs_apply(pdl_ids=PdlProvider(settings.PDL_BASE_URL).opted_out_ids())

@@ -14,7 +14,7 @@ retried through the run table, not by a worker sleeping here.
 import json as json_module
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -239,3 +239,49 @@ def _decode(response: requests.Response, content: bytes, *, where: str) -> JsonB
 def _without_query(url: str) -> str:
     # Query strings may carry API keys or looked-up identities; messages must not.
     return url.split("?", 1)[0]
+
+
+@dataclass(frozen=True)
+class LineStream:
+    """A streamed plain-text answer: the status, headers and its lines, read as iterated."""
+
+    status: int
+    headers: Mapping[str, str]
+    lines: Iterator[str]
+
+
+def request_lines(
+    session: requests.Session,
+    url: str,
+    *,
+    headers: Mapping[str, str] | None = None,
+    timeout: float | None = None,
+) -> LineStream:
+    """GET a plain-text list (one item a line) of any length without holding it in memory.
+
+    Like request_json, a failed or timed-out connection is Transient, also while the lines
+    are read; the status is returned for the adapter to interpret (an error answer has no
+    lines). The connection closes once the lines are read to the end.
+    """
+    if timeout is None:
+        timeout = settings.PROVIDER_HTTP_TIMEOUT_SECONDS
+    where = f"GET {_without_query(url)}"
+    try:
+        response = session.get(url, headers=dict(headers or {}), timeout=timeout, stream=True)
+    except requests.Timeout:
+        raise Transient(f"{where} timed out after {timeout:g}s") from None
+    except requests.RequestException as exc:
+        raise Transient(f"{where} failed: {type(exc).__name__}") from None
+
+    def lines() -> Iterator[str]:
+        with response:
+            if response.status_code != 200:
+                return
+            try:
+                for line in response.iter_lines(decode_unicode=True):
+                    if line and line.strip():
+                        yield line.strip()
+            except requests.RequestException as exc:
+                raise Transient(f"{where} broke off: {type(exc).__name__}") from None
+
+    return LineStream(status=response.status_code, headers=response.headers, lines=lines())

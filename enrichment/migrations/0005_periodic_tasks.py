@@ -15,6 +15,7 @@ DAILY = {
     # name: (task, minute, hour), UTC
     "providers.cache_purge": ("providers.cache_purge", "15", "3"),
     "privacy.retention_purge": ("privacy.retention_purge", "45", "3"),
+    "enrichment.pdl_opt_outs_sync": ("enrichment.pdl_opt_outs_sync", "15", "4"),
 }
 DESCRIPTIONS = {
     "enrichment.runs_sweep": "Send runs nobody took, take back runs whose worker died.",
@@ -25,6 +26,8 @@ DESCRIPTIONS = {
     "providers.cache_purge": "Drop the payloads of ledger rows the cache can no longer serve.",
     "privacy.retention_purge": "Drop raw vendor payloads older than "
     "PROVIDER_PAYLOAD_RETENTION_DAYS.",
+    "enrichment.pdl_opt_outs_sync": "Suppress the people PDL lists as opted out "
+    "(its Subject Request API; needs PDL_API_KEY).",
 }
 
 

@@ -25,7 +25,7 @@ Confidence comes from PDL's match `likelihood`, see `likelihood_confidence`. Eve
 """
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -257,6 +257,16 @@ class PdlProvider:
         if _not_found(result.status, body):
             return _miss(rate_limit)
         raise self._error(result.status, body, result.headers)
+
+    def opted_out_ids(self) -> Iterator[str]:
+        """Yield the PDL person ids whose owners asked PDL to stop selling their data (a
+        data subject request); the ids match the `id` of PDL's person answers."""
+        stream = self.client.subject_requests()
+        if stream.status != 200:
+            raise self._error(stream.status, {}, stream.headers)
+        for line in stream.lines:
+            if line != "pdl_id":
+                yield line
 
     def _bulk_answer(self, item: dict[str, Any], *, rate_limit: dict[str, Any]) -> ProviderAnswer:
         status = _status(item)

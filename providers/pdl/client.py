@@ -10,7 +10,7 @@ from typing import Any
 
 import requests
 
-from providers.http import HttpResult, request_json
+from providers.http import HttpResult, LineStream, request_json, request_lines
 
 
 class PdlClient:
@@ -43,6 +43,17 @@ class PdlClient:
         """Match one company; 200 with the record at the top level, or 404 `not_found`."""
         # https://docs.peopledatalabs.com/docs/reference-company-enrichment-api
         return self._send("GET", "/company/enrich", params=params)
+
+    def subject_requests(self) -> LineStream:
+        """Stream the PDL ids of people who opted out: a `pdl_id` header line, then one id a
+        line. Free for every key."""
+        # https://docs.peopledatalabs.com/docs/subject-request-api
+        return request_lines(
+            self.session,
+            f"{self.base_url}/person/subjectrequest",
+            headers={"X-Api-Key": self.api_key},
+            timeout=self.timeout,
+        )
 
     def _send(
         self,
