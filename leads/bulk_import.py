@@ -41,7 +41,13 @@ from leads.normalize import (
     normalize_linkedin_url,
     normalize_phone,
 )
-from leads.services import _LINKEDIN_MAX_LENGTH, _MAX_LENGTHS, LeadInput, _checked_length
+from leads.services import (
+    _LINKEDIN_MAX_LENGTH,
+    _MAX_LENGTHS,
+    LeadInput,
+    _checked_length,
+    _identity_check,
+)
 from leads.signals import leads_created
 
 # Caches live as long as one normalizer (one import): settings read at its start hold
@@ -156,22 +162,13 @@ class BulkNormalizer:
         }
         company_domain = self._company_domain(clean, email)
 
-        has_name_identity = texts["first_name"] and texts["last_name"] and company_domain
-        if not (email or linkedin_url or has_name_identity):
-            given = ", ".join(
-                f"{name}={value}"
-                for name, value in (
-                    ("first_name", texts["first_name"]),
-                    ("last_name", texts["last_name"]),
-                    ("company_domain", company_domain),
-                )
-                if value
-            )
-            raise InvalidValue(
-                "identity",
-                given or "nothing",
-                "a lead needs an email, a LinkedIn URL, or first name + last name + company domain",
-            )
+        _identity_check(
+            email=email,
+            linkedin_url=linkedin_url,
+            first_name=texts["first_name"],
+            last_name=texts["last_name"],
+            company_domain=company_domain,
+        )
         return LeadRow(
             email,
             texts["first_name"],

@@ -118,6 +118,29 @@ def _company_domain(values: Mapping[str, str], email: str) -> str:
     return domain
 
 
+def _identity_check(
+    *, email: str, linkedin_url: str, first_name: str, last_name: str, company_domain: str
+) -> None:
+    """Raise InvalidValue unless the record can be told apart: an email, a LinkedIn URL, or
+    first name, last name and company domain."""
+    if email or linkedin_url or (first_name and last_name and company_domain):
+        return
+    given = ", ".join(
+        f"{name}={value}"
+        for name, value in (
+            ("first_name", first_name),
+            ("last_name", last_name),
+            ("company_domain", company_domain),
+        )
+        if value
+    )
+    raise InvalidValue(
+        "identity",
+        given or "nothing",
+        "a lead needs an email, a LinkedIn URL, or first name + last name + company domain",
+    )
+
+
 def lead_input_from_mapping(values: Mapping[str, str]) -> LeadInput:
     """Normalize one raw record (keys are LeadInput field names, plus `website` and
     `domain` as other names for the company domain) into a LeadInput.
@@ -139,22 +162,13 @@ def lead_input_from_mapping(values: Mapping[str, str]) -> LeadInput:
     }
     company_domain = _company_domain(values, email)
 
-    has_name_identity = texts["first_name"] and texts["last_name"] and company_domain
-    if not (email or linkedin_url or has_name_identity):
-        given = ", ".join(
-            f"{name}={value}"
-            for name, value in (
-                ("first_name", texts["first_name"]),
-                ("last_name", texts["last_name"]),
-                ("company_domain", company_domain),
-            )
-            if value
-        )
-        raise InvalidValue(
-            "identity",
-            given or "nothing",
-            "a lead needs an email, a LinkedIn URL, or first name + last name + company domain",
-        )
+    _identity_check(
+        email=email,
+        linkedin_url=linkedin_url,
+        first_name=texts["first_name"],
+        last_name=texts["last_name"],
+        company_domain=company_domain,
+    )
     return LeadInput(
         email=email,
         linkedin_url=linkedin_url,
