@@ -68,6 +68,9 @@ class EnrichmentRun(models.Model):
     trigger = models.CharField(max_length=16, choices=Trigger.choices)
     state = models.CharField(max_length=16, choices=State.choices, default=State.QUEUED)
     fields = models.JSONField(default=list, blank=True, help_text="Wanted fields; empty: all.")
+    providers = models.JSONField(
+        default=list, blank=True, help_text="Providers it may ask; empty: every enabled one."
+    )
     attempts = models.PositiveSmallIntegerField(default=0)
     available_at = models.DateTimeField(default=timezone.now, help_text="Not claimed before.")
     enqueued_at = models.DateTimeField(null=True, blank=True)

@@ -49,7 +49,7 @@ from providers.base import (
 )
 from providers.ledger import Lookup, call_many_with_ledger, call_with_ledger
 from providers.models import ProviderCall
-from providers.registry import enabled_providers
+from providers.registry import PROVIDER_NAMES, enabled_providers
 
 logger = logging.getLogger(__name__)
 
@@ -85,17 +85,22 @@ def runs_create(
     lead_ids: Sequence[int],
     trigger: str,
     fields: Sequence[str] = (),
+    providers: Sequence[str] = (),
     description: str = "",
     enqueue: bool = True,
 ) -> list[EnrichmentRun]:
     """Create a run for each lead that has none in flight; batch them in a job if several.
 
-    The messages go out only after the surrounding transaction commits, so a worker never
-    sees a run its creator rolled back.
+    `providers` limits the waterfall to those providers (in its own order); empty means
+    every enabled one. The messages go out only after the surrounding transaction commits,
+    so a worker never sees a run its creator rolled back.
     """
     unknown = sorted(set(fields) - set(FIELDS))
     if unknown:
         raise ValueError(f"unknown fields {unknown}; known: {sorted(FIELDS)}")
+    unknown = sorted(set(providers) - set(PROVIDER_NAMES))
+    if unknown:
+        raise ValueError(f"unknown providers {unknown}; known: {sorted(PROVIDER_NAMES)}")
     with transaction.atomic():
         busy = set(
             EnrichmentRun.objects.filter(
@@ -120,6 +125,7 @@ def runs_create(
                 job=job,
                 trigger=trigger,
                 fields=list(fields),
+                providers=list(providers),
                 available_at=now,
                 enqueued_at=now if enqueue else None,
             )
@@ -393,6 +399,13 @@ def _wanted_fields(run: EnrichmentRun) -> list[str]:
     return list(run.fields) or list(FIELDS)
 
 
+def _allowed_providers(run: EnrichmentRun) -> list[Provider]:
+    enabled = enabled_providers()
+    if not run.providers:
+        return enabled
+    return [provider for provider in enabled if provider.name in run.providers]
+
+
 def _lead_pipeline(*, run: EnrichmentRun) -> LeadPipeline:
     """Gate, look up, merge and write one lead; return the run's final state and summary.
 
@@ -407,7 +420,7 @@ def _lead_pipeline(*, run: EnrichmentRun) -> LeadPipeline:
     can_look_up = bool(query.lookup_keys())
 
     gathered = _Gathered(lead_candidates=local_checks.email_candidates(lead.email or ""))
-    orders = field_orders(enabled_providers())
+    orders = field_orders(_allowed_providers(run))
     asked: set[str] = set()
     errors: list[ProviderError] = []
     if "email" in lead_wanted and not lead.email:
@@ -604,14 +617,25 @@ def _company_domain(subject: Lead | Company) -> str:
     return subject.company.domain if subject.company_id else ""
 
 
-def _write(*, run: EnrichmentRun, gathered: _Gathered) -> dict:
+def lead_candidates_merge(
+    *, lead_id: int, candidates: Sequence[Candidate], provider_call: ProviderCall | None = None
+) -> dict:
+    """Merge values that arrived outside a run (a provider's asynchronous callback) into the
+    lead exactly as a run's answers are merged; return the counts of what happened."""
+    gathered = _Gathered(lead_candidates=list(candidates))
+    if provider_call is not None:
+        gathered.calls = {(c.source, c.field): provider_call for c in candidates}
+    return _write(run=None, lead_id=lead_id, gathered=gathered)
+
+
+def _write(*, run: EnrichmentRun | None, gathered: _Gathered, lead_id: int | None = None) -> dict:
     """Merge against the rows as they are now and write it all in one transaction."""
     now = timezone.now()
     summary = {"applied": 0, "pending_review": 0, "discarded": 0, "misses": gathered.misses}
     with transaction.atomic():
         # Locked so two runs for one company (or one lead) merge one after the other.
-        lead = Lead.objects.select_for_update().get(id=run.lead_id)
-        written = EnrichmentRun.objects.values_list("summary", flat=True).get(id=run.id)
+        lead = Lead.objects.select_for_update().get(id=run.lead_id if run else lead_id)
+        written = run and EnrichmentRun.objects.values_list("summary", flat=True).get(id=run.id)
         if written:
             # An earlier attempt of this run wrote, then was lost before it finished (its
             # worker killed): writing again would propose every value a second time.
@@ -646,8 +670,9 @@ def _write(*, run: EnrichmentRun, gathered: _Gathered) -> dict:
                     summary[decision.outcome.value] += 1
             subject.last_enriched_at = now
             subject.save()
-        # Committed with the observations: the mark that this run has written.
-        EnrichmentRun.objects.filter(id=run.id).update(summary=summary)
+        if run is not None:
+            # Committed with the observations: the mark that this run has written.
+            EnrichmentRun.objects.filter(id=run.id).update(summary=summary)
     return summary
 
 
@@ -675,7 +700,7 @@ def _observations_write(
     *,
     subject: Lead | Company,
     decisions: list[Decision],
-    run: EnrichmentRun,
+    run: EnrichmentRun | None,
     calls: dict,
     observations: dict[str, Observation],
     now,

@@ -10,6 +10,19 @@ from providers.netrows.adapter import NetrowsProvider
 from providers.pdl.adapter import PdlProvider
 from providers.sandbox.adapter import SandboxProvider
 
+# Every provider Leadsmith knows, on or off: what a run may be limited to.
+PROVIDER_NAMES = tuple(
+    provider.name
+    for provider in (
+        SandboxProvider,
+        HunterProvider,
+        PdlProvider,
+        ApolloProvider,
+        NetrowsProvider,
+        MxSmtpProvider,
+    )
+)
+
 
 def enabled_providers() -> list[Provider]:
     """Return the configured providers; one without its base URL or key is simply off."""
