@@ -9,9 +9,13 @@ import os
 from config.logging import logging_config
 
 bind = os.environ.get("GUNICORN_BIND", f"0.0.0.0:{os.environ.get('PORT', '8000')}")
-# Sync workers: the views are short database reads and writes; enrichment runs in Celery.
+# The views are short database reads and writes (enrichment runs in Celery), except the
+# lead page's run status: a long poll that waits up to RUN_STATUS_WAIT_SECONDS for the run to
+# end. Threads (gunicorn's gthread worker whenever threads > 1) let a waiting page hold a
+# thread, not a whole process: workers x threads requests at once, each with its own
+# database connection (CONN_MAX_AGE keeps them open; mind PostgreSQL's max_connections).
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2 + 1))
-threads = int(os.environ.get("GUNICORN_THREADS", "1"))
+threads = int(os.environ.get("GUNICORN_THREADS", "4"))
 # Under the load balancer's idle timeout, so a slow request fails here with a log line.
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))

@@ -10,6 +10,7 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from leads.normalize import InvalidValue
@@ -97,9 +98,29 @@ def _first_problem(errors, prefix: str = "") -> str:
 
 
 def _not_found_message(view) -> str:
+    unknown_format = _unknown_format(view)
+    if unknown_format is not None:
+        # DRF answers an unknown ?format= with a bare 404, which is no missing row.
+        formats = [renderer.format for renderer in view.get_renderers()]
+        return (
+            f"There is no {unknown_format!r} format here: ask for "
+            f"{' or '.join(formats)} with ?{api_settings.URL_FORMAT_OVERRIDE}=, or leave it out."
+        )
     queryset = getattr(view, "queryset", None)
     kwargs = getattr(view, "kwargs", None) or {}
     if queryset is not None and "pk" in kwargs:
         name = queryset.model._meta.verbose_name
         return f"There is no {name} with id {kwargs['pk']}; list them at the collection's URL."
     return "Nothing here: check the URL against /api/docs/."
+
+
+def _unknown_format(view) -> str | None:
+    """Return the ?format= the request asked for when no renderer of the view has it."""
+    request = getattr(view, "request", None)
+    param = api_settings.URL_FORMAT_OVERRIDE
+    if request is None or not param or not hasattr(request, "query_params"):
+        return None
+    asked = request.query_params.get(param)
+    if not asked or asked in {renderer.format for renderer in view.get_renderers()}:
+        return None
+    return asked

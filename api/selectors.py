@@ -11,6 +11,7 @@ from django.utils import timezone
 from enrichment.models import EnrichmentJob, EnrichmentRun, Observation
 from leads.models import Company, Lead
 from providers.models import ProviderCall, ProviderConfig
+from providers.registry import enabled_providers
 from providers.selectors import BudgetUse, budget_uses
 
 
@@ -51,6 +52,13 @@ def lead_observations(lead: Lead) -> QuerySet[Observation]:
     if lead.company_id:
         about |= Q(company_id=lead.company_id)
     return observations_all().filter(about)
+
+
+def provider_names_enabled() -> list[str]:
+    """Return the providers a run may ask now: configured (their key or URL set) and not
+    switched off in the admin, in the registry's order."""
+    off = set(ProviderConfig.objects.filter(enabled=False).values_list("provider", flat=True))
+    return [provider.name for provider in enabled_providers() if provider.name not in off]
 
 
 def lead_run_in_flight(lead: Lead) -> EnrichmentRun | None:

@@ -5,14 +5,18 @@ from datetime import timedelta
 from django.utils import timezone
 from rest_framework import serializers
 
+from api.selectors import provider_names_enabled
 from enrichment.fields import FIELDS
 from enrichment.models import EnrichmentJob, EnrichmentRun, Observation
 from leads.models import Company, Lead
+from providers.registry import PROVIDER_NAMES
 
 # The most leads one create call takes.
 MAX_BULK = 1000
 # The longest usage report one call returns.
 MAX_USAGE_DAYS = 366
+# DRF fills in {input}: the name that was sent.
+_UNKNOWN_PROVIDER = f'"{{input}}" is not a provider; known: {", ".join(PROVIDER_NAMES)}.'
 
 
 class CompanySerializer(serializers.ModelSerializer):
@@ -137,9 +141,38 @@ class EnrichRequestSerializer(serializers.Serializer):
         max_length=len(FIELDS),
         help_text="Fields to look for; all when missing or empty.",
     )
+    providers = serializers.ListField(
+        child=serializers.ChoiceField(
+            choices=PROVIDER_NAMES,
+            error_messages={"invalid_choice": _UNKNOWN_PROVIDER},
+        ),
+        required=False,
+        max_length=len(PROVIDER_NAMES),
+        help_text="Providers the run may ask, in the waterfall's own order; every enabled one "
+        "when missing or empty. Each must be enabled (configured and not switched off).",
+    )
+
+    def validate_providers(self, value: list[str]) -> list[str]:
+        named = list(dict.fromkeys(value))
+        enabled = provider_names_enabled()
+        off = [name for name in named if name not in enabled]
+        if off:
+            raise serializers.ValidationError(
+                f"{', '.join(off)} {'is' if len(off) == 1 else 'are'} not enabled here; "
+                f"enabled: {', '.join(enabled) if enabled else 'none'}."
+            )
+        return named
 
 
 class RunSerializer(serializers.ModelSerializer):
+    # Text, not the enum of known providers: a run keeps the names it was limited to even
+    # after a provider is dropped from the registry.
+    providers = serializers.ListField(
+        child=serializers.CharField(),
+        read_only=True,
+        help_text="Providers the run may ask; empty: every enabled one.",
+    )
+
     class Meta:
         model = EnrichmentRun
         fields = [
@@ -149,6 +182,7 @@ class RunSerializer(serializers.ModelSerializer):
             "trigger",
             "state",
             "fields",
+            "providers",
             "attempts",
             "available_at",
             "started_at",

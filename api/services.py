@@ -227,13 +227,17 @@ def lead_update_manually(*, lead: Lead, values: Mapping[str, Any], user) -> Lead
     return Lead.objects.select_related("company").get(id=lead.id)
 
 
-def lead_enrich(*, lead: Lead, fields: Sequence[str] = ()) -> EnrichmentRun:
-    """Queue a run for the lead and return it; a run already in flight is returned instead."""
+def lead_enrich(
+    *, lead: Lead, fields: Sequence[str] = (), providers: Sequence[str] = ()
+) -> EnrichmentRun:
+    """Queue a run for the lead (asking only `providers` when given) and return it; a run
+    already in flight is returned instead, whatever it was limited to."""
     for _ in range(2):
         runs = runs_create(
             lead_ids=[lead.id],
             trigger=EnrichmentRun.Trigger.MANUAL,
             fields=list(fields),
+            providers=list(providers),
             description="API request",
         )
         if runs:

@@ -99,6 +99,19 @@ def main() -> None:
         )
     print(f"peak memory ratio (all / a tenth): {results[1] / results[0]:.2f}")
 
+    from _report import report
+
+    report(
+        "export_csv",
+        {
+            "peak traced memory": (round(results[1] / 1e6, 2), "MB"),
+            "peak memory ratio, all / a tenth": (round(results[1] / results[0], 2), ""),
+            "leads": (args.leads, "leads"),
+        },
+        baseline={"peak traced memory": (round(results[0] / 1e6, 2), "MB")},
+        baseline_label=f"the same export of a tenth of the leads ({args.leads // 10:,})",
+    )
+
 
 if __name__ == "__main__":
     main()

@@ -38,16 +38,23 @@ import argparse
 import os
 import re
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+
+from _report import report as bench_report
+from _stack import (
+    RedisServer,
+    Workers,
+    check_database_name,
+    configure,
+    database_create,
+    database_drop,
+    free_port,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -64,7 +71,6 @@ SWEEP_EVERY_SECONDS = 1.0
 PROGRESS_EVERY_SECONDS = 10.0
 # How long the broker stays down, so workers and sweeps meet the outage.
 REDIS_OUTAGE_SECONDS = 3.0
-STARTUP_TIMEOUT_SECONDS = 60.0
 # Every 25th lead gets a manual job title, every 50th a manual location too: locked values.
 MANUAL_TITLE_EVERY = 25
 MANUAL_LOCATION_EVERY = 50
@@ -74,7 +80,6 @@ LAST_NAMES = ("Okafor", "Larsen", "Nakamura", "García", "Smith", "Chen", "Ivano
 # A reason that is an exception's repr ("ValueError('…')", redis's "network:ConnectionError"):
 # something escaped the pipeline's handling; a provider's verdict never reads like that.
 _ESCAPED = re.compile(r"^[\w.:]*(Error|Exception|Exceeded|Interrupt)\b")
-_DATABASE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
 @dataclass
@@ -125,174 +130,10 @@ class Report:
         print(f"  VIOLATION: {message}")
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-class RedisServer:
-    """A redis-server of this script's own, on its own port, without persistence."""
-
-    def __init__(self, port: int, logdir: Path) -> None:
-        self.port = port
-        self.logdir = logdir
-        self.process: subprocess.Popen | None = None
-        self.starts = 0
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        import redis
-
-        self.starts += 1
-        log = (self.logdir / f"redis-{self.starts}.log").open("w")
-        self.process = subprocess.Popen(
-            [
-                "redis-server",
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
-        while time.monotonic() < deadline:
-            try:
-                redis.Redis(port=self.port, socket_timeout=1).ping()
-                return
-            except redis.RedisError:
-                if self.process.poll() is not None:
-                    break
-                time.sleep(0.1)
-        raise RuntimeError(f"redis-server on port {self.port} did not start (see {log.name})")
-
-    def messages(self) -> tuple[int, int]:
-        """Return (queued, unacked) Celery messages it holds now."""
-        import redis
-
-        client = redis.Redis(port=self.port, socket_timeout=2)
-        queued = sum(
-            client.llen(key)
-            for key in client.scan_iter("enrichment*")
-            if client.type(key) == b"list"
-        )
-        queued += sum(
-            client.llen(key)
-            for key in client.scan_iter("maintenance*")
-            if client.type(key) == b"list"
-        )
-        return queued, client.hlen("unacked")
-
-    def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
-
-
-class Workers:
-    """`celery worker` processes, each in its own process group so a kill takes its pool."""
-
-    def __init__(self, logdir: Path) -> None:
-        self.logdir = logdir
-        self.running: list[subprocess.Popen] = []
-        self.started = 0
-
-    def start(self) -> subprocess.Popen:
-        self.started += 1
-        name = f"fault{self.started}"
-        log = (self.logdir / f"{name}.log").open("w")
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "config",
-                "worker",
-                "-Q",
-                "enrichment,maintenance",
-                "--concurrency",
-                "1",
-                "--loglevel",
-                "WARNING",
-                "--hostname",
-                f"{name}@%h",
-                "--without-gossip",
-                "--without-mingle",
-            ],
-            cwd=REPO,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        self.running.append(process)
-        return process
-
-    def kill_one(self) -> int:
-        """SIGKILL the oldest worker's process group; return its pid."""
-        process = self.running.pop(0)
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-        return process.pid
-
-    def stop(self) -> None:
-        for process in self.running:
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-        self.running = []
-
-
-def _create_database(server_url: str, name: str) -> str:
-    import psycopg
-
-    parts = urlsplit(server_url)
-    admin = urlunsplit(parts._replace(path="/postgres"))
-    with psycopg.connect(admin, autocommit=True) as connection:
-        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        connection.execute(f'CREATE DATABASE "{name}"')
-    return urlunsplit(parts._replace(path=f"/{name}"))
-
-
-def _drop_database(server_url: str, name: str) -> None:
-    import psycopg
-
-    admin = urlunsplit(urlsplit(server_url)._replace(path="/postgres"))
-    with psycopg.connect(admin, autocommit=True) as connection:
-        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 def _configure(database_url: str, redis_url: str, knobs: Knobs) -> None:
-    """Point this process (and the workers it starts, through the environment) at the
-    script's own database and Redis, with every provider but the sandbox off."""
-    for name in (
-        "HUNTER_API_KEY",
-        "PDL_API_KEY",
-        "APOLLO_API_KEY",
-        "NETROWS_API_KEY",
-        "SMTP_VERIFY_FROM",
-        "SANDBOX_API_KEY",
-    ):
-        os.environ.pop(name, None)
-    os.environ.update(
-        DJANGO_SETTINGS_MODULE="config.settings.base",
-        DATABASE_URL=database_url,
-        REDIS_URL=redis_url,
-        ENRICH_ON_CREATE="false",
-        LOG_LEVEL="WARNING",
-        DJANGO_DEBUG="false",
-        **knobs.environ(),
-    )
+    """Point this process and its workers at the script's own database and Redis, with
+    every provider but the sandbox off and the knobs set."""
+    configure(database_url, redis_url, **knobs.environ())
 
 
 # --- Setting the batch up -------------------------------------------------------------------
@@ -546,6 +387,23 @@ def _enrich(args, *, redis: RedisServer, workers: Workers, knobs: Knobs) -> int:
     sweep_failures = sum(1 for event in report.events if event.startswith("sweep failed"))
     if sweep_failures:
         print(f"sweeps that met the broker down: {sweep_failures}")
+    states = _states(_batch(run_ids))
+    bench_report(
+        "fault_injection",
+        {
+            "violations": (len(report.violations), "violations"),
+            "runs terminal": (_terminal(states), "runs"),
+            "runs": (len(run_ids), "runs"),
+            "runs done": (states["done"], "runs"),
+            "runs not found": (states["not_found"], "runs"),
+            "runs failed or dead, with a reason": (states["failed"] + states["dead"], "runs"),
+            "batch time": (round(elapsed, 1), "s"),
+            "worker kills": (args.kills, "kills"),
+            "Redis restarts": (args.redis_restarts, "restarts"),
+        },
+        targets={"violations": "== 0"},
+        notes="; ".join(report.violations)[:500],
+    )
     if report.violations:
         print(f"FAIL: {len(report.violations)} violation(s)")
         return 1
@@ -743,7 +601,9 @@ def main(argv: list[str] | None = None) -> int:
     sys.stdout.reconfigure(line_buffering=True)
     if args.leads < 1 or args.workers < 1 or args.kills < 0 or args.redis_restarts < 0:
         parser.error("--leads and --workers must be positive, --kills and --redis-restarts >= 0")
-    if not _DATABASE_NAME.match(args.database):
+    try:
+        check_database_name(args.database)
+    except ValueError:
         parser.error("--database must be a plain lowercase PostgreSQL name")
     if shutil.which("redis-server") is None:
         print("redis-server is not on PATH", file=sys.stderr)
@@ -752,9 +612,9 @@ def main(argv: list[str] | None = None) -> int:
     server_url = os.environ.get("FAULT_PG_URL", "postgres://postgres@127.0.0.1:5432")
     logdir = Path(tempfile.mkdtemp(prefix="leadsmith-fault-"))
     knobs = Knobs.for_leads(args.leads)
-    redis = RedisServer(_free_port(), logdir)
-    workers = Workers(logdir)
-    database_url = _create_database(server_url, args.database)
+    redis = RedisServer(free_port(), logdir)
+    workers = Workers(logdir, name="fault")
+    database_url = database_create(server_url, args.database)
     started = time.monotonic()
     code = 2
     try:
@@ -771,7 +631,7 @@ def main(argv: list[str] | None = None) -> int:
         redis.kill()
         if code == 0 and not args.keep_db:
             # WITH (FORCE) ends this process's own connection too.
-            _drop_database(server_url, args.database)
+            database_drop(server_url, args.database)
             shutil.rmtree(logdir, ignore_errors=True)
     print(f"total: {time.monotonic() - started:.1f}s")
     if code != 0:

@@ -264,6 +264,22 @@ def main() -> None:
     print(f"naive:     {naive_rate:8.1f} leads/s per worker process ({naive_seconds:.1f} s)")
     print(f"ratio Leadsmith/naive: {ours_rate / naive_rate:.2f}x  (targets: 500 leads/s, 5x)")
 
+    from _report import report
+
+    report(
+        "pipeline_overhead",
+        {
+            "throughput per worker process": (round(ours_rate, 1), "leads/s"),
+            "leads": (args.leads, "leads"),
+            "worker processes": (args.workers, "processes"),
+        },
+        baseline={"throughput per worker process": (round(naive_rate, 1), "leads/s")},
+        baseline_label="naive one-task-per-lead design (bench/naive_enrich.py)",
+        ratio=round(ours_rate / naive_rate, 2),
+        ratio_label="times the naive design's rate",
+        targets={"throughput per worker process": ">= 500", "ratio": ">= 5"},
+    )
+
 
 if __name__ == "__main__":
     main()

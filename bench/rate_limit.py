@@ -331,6 +331,26 @@ def main() -> None:
         f"Celery rate_limit {celery.share:.3f} of R with {celery.total_refused} 429s "
         f"({celery.attempted} attempted for {celery.served} served)"
     )
+    from _report import report
+
+    report(
+        "rate_limit",
+        {
+            "achieved/R": (round(ours.share, 3), ""),
+            "429s received": (ours.total_refused, "429s"),
+            "served": (ours.served, "requests"),
+            "vendor limit R": (args.rate, "per minute"),
+            "worker processes": (args.processes, "processes"),
+            "window": (args.seconds, "s"),
+        },
+        baseline={
+            "achieved/R": (round(celery.share, 3), ""),
+            "429s received": (celery.total_refused, "429s"),
+            "served": (celery.served, "requests"),
+        },
+        baseline_label="Celery's per-worker rate_limit (a kombu TokenBucket per process)",
+        targets={"achieved/R": ">= 0.95", "429s received": "== 0"},
+    )
     failures = []
     if ours.total_refused:
         failures.append(f"{ours.total_refused} 429s")

@@ -251,13 +251,37 @@ def main() -> None:
     print(f"\nmedian of {REPEATS} requests, ms (budget {BUDGET_MS} ms)")
     print(f"{'page':32} {'Leadsmith':>10} {'baseline':>10} {'ratio':>7}")
     over = []
+    timings = {}
     for label, url, baseline_url in pages:
         ours = _time(client, url)
         base = _time(client, baseline_url)
+        timings[label] = (ours, base)
         print(f"{label:32} {ours:10.1f} {base:10.1f} {base / ours:6.1f}x")
         if ours > BUDGET_MS:
             over.append(label)
     print("\nall under budget" if not over else f"\nover budget: {', '.join(over)}")
+
+    from _report import report
+
+    slowest = max(timings, key=lambda label: timings[label][0])
+    report(
+        "ui_pages",
+        {
+            "slowest page": (round(timings[slowest][0], 1), "ms"),
+            **{label: (round(ours, 1), "ms") for label, (ours, _) in timings.items()},
+            "leads": (args.leads, "leads"),
+            "values waiting for review": (args.pending, "values"),
+        },
+        baseline={
+            "slowest page": (round(max(base for _, base in timings.values()), 1), "ms"),
+            **{label: (round(base, 1), "ms") for label, (_, base) in timings.items()},
+        },
+        baseline_label="the same pages built the default way",
+        ratio=round(statistics.median(base / ours for ours, base in timings.values()), 1),
+        ratio_label="times faster (median over the pages)",
+        targets={"slowest page": f"<= {BUDGET_MS}"},
+        notes=f"slowest page: {slowest}",
+    )
 
 
 if __name__ == "__main__":

@@ -6,4 +6,4 @@ class EnrichmentConfig(AppConfig):
     verbose_name = "Enrichment"
 
     def ready(self) -> None:
-        from enrichment import receivers  # noqa: F401  (connects the on-create hook)
+        from enrichment import receivers, run_waits  # noqa: F401  (connect their receivers)

@@ -44,9 +44,12 @@ go no further than review. Two consequences for wiring it into the merge:
 
 import string
 import unicodedata
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
+
+from django.db.models import F, Value, Window
+from django.db.models.functions import Concat, RowNumber
 
 from leads.models import Company, Lead
 from leads.normalize import is_disposable_domain, is_webmail_domain
@@ -201,32 +204,56 @@ def propose(
 
 
 def company_email_patterns(company: Company) -> list[PatternGuess]:
-    """Return the patterns learned from the company's verified addresses on its domain.
+    """Return the patterns learned from the company's verified addresses on its domain."""
+    return companies_email_patterns([company])[company.id]
 
-    One query. Only addresses a verifier called valid teach a pattern: an unverified one
-    may be a provider's own pattern guess, and learning from it would confirm a guess with
-    itself. Addresses on other domains (webmail, subsidiaries, subdomains) follow other
-    conventions and are left out.
+
+def companies_email_patterns(companies: Iterable[Company]) -> dict[int, list[PatternGuess]]:
+    """Return, per company, the patterns learned from its verified addresses on its domain.
+
+    One query for them all. Only addresses a verifier called valid teach a pattern: an
+    unverified one may be a provider's own pattern guess, and learning from it would confirm
+    a guess with itself. Addresses on other domains (webmail, subsidiaries, subdomains)
+    follow other conventions and are left out.
     """
+    companies = list(companies)
+    patterns: dict[int, list[PatternGuess]] = {company.id: [] for company in companies}
     # Everyone at a webmail or disposable domain chose their own address: no convention.
-    if is_webmail_domain(company.domain) or is_disposable_domain(company.domain):
-        return []
+    learning = [
+        company_id
+        for company_id, domain in ((c.id, c.domain) for c in companies)
+        if not (is_webmail_domain(domain) or is_disposable_domain(domain))
+    ]
+    if not learning:
+        return patterns
     examples = (
         Lead.objects.filter(
-            company=company,
-            email__iendswith=f"@{company.domain}",
+            company_id__in=learning,
+            email__iendswith=Concat(Value("@"), F("company__domain")),
             email_verification=Lead.EmailVerification.VALID,
         )
         # Nameless leads teach nothing; leaving them out keeps them from using up the cap.
         .exclude(first_name="")
         .exclude(last_name="")
-        .order_by("-created_at", "-id")
-        .values_list("first_name", "last_name", "email")[:MAX_EXAMPLES]
+        .annotate(
+            rank=Window(
+                RowNumber(),
+                partition_by=F("company_id"),
+                order_by=[F("created_at").desc(), F("id").desc()],
+            )
+        )
+        .filter(rank__lte=MAX_EXAMPLES)
+        .values_list("company_id", "first_name", "last_name", "email")
     )
-    return learn(examples)
+    by_company: dict[int, list[tuple[str, str, str]]] = defaultdict(list)
+    for company_id, first, last, email in examples:
+        by_company[company_id].append((first, last, email))
+    for company_id, rows in by_company.items():
+        patterns[company_id] = learn(rows)
+    return patterns
 
 
-def pattern_candidate(lead: Lead) -> Candidate | None:
+def pattern_candidate(lead: Lead, patterns: list[PatternGuess] | None = None) -> Candidate | None:
     """Return a guessed (unverified) address for a lead with a name, a company, no email.
 
     None when the lead already has an email, has no company or no name, when the company
@@ -237,9 +264,9 @@ def pattern_candidate(lead: Lead) -> Candidate | None:
     if lead.email or lead.company_id is None or not (lead.first_name or lead.last_name):
         return None
     company = lead.company
-    candidate = propose(
-        lead.first_name, lead.last_name, company.domain, company_email_patterns(company)
-    )
+    if patterns is None:
+        patterns = company_email_patterns(company)
+    candidate = propose(lead.first_name, lead.last_name, company.domain, patterns)
     # Stored emails are normalized to lowercase, as rendered ones are: exact uses the index.
     if candidate is None or Lead.objects.filter(email=candidate.value).exists():
         return None

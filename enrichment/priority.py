@@ -16,6 +16,7 @@ from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
 
+from common.db import rows_update
 from enrichment.icp import icp_evaluate, icp_rules_active, parse_employee_range
 from enrichment.models import EnrichmentRun, IcpRule
 from leads.models import Lead
@@ -150,27 +151,36 @@ def runs_by_priority(*, run_ids: Iterable[int]) -> list[tuple[int, list[int]]]:
 
 
 def lead_score_record(*, lead_id: int, notify: bool) -> int:
-    """Store the lead's score; when it crosses LEAD_HIGH_VALUE_SCORE upwards and `notify`,
-    tell its owner (mail, after commit) and publish `lead.high_value`. Return the score.
-
-    The crossing is claimed with a conditional UPDATE, so two runs finishing at once for
-    one lead notify once.
-    """
-    lead = Lead.objects.select_related("company", "owner").filter(id=lead_id).first()
-    if lead is None:
-        # Erased while its run was finishing: nothing to score, nobody to tell.
-        return 0
-    score = lead_score(lead=lead)
-    threshold = settings.LEAD_HIGH_VALUE_SCORE
-    crossed = (
-        score >= threshold
-        and Lead.objects.filter(id=lead_id, score__lt=threshold).update(score=score) == 1
+    """Store the lead's score (see `leads_score_record`); return it (0 if the lead is gone)."""
+    return leads_score_record(lead_ids=[lead_id], notify_ids={lead_id} if notify else set()).get(
+        lead_id, 0
     )
-    if not crossed:
-        Lead.objects.filter(id=lead_id).update(score=score)
-    elif notify:
-        _high_value_announce(lead=lead, score=score, threshold=threshold)
-    return score
+
+
+def leads_score_record(*, lead_ids: Sequence[int], notify_ids: set[int]) -> dict[int, int]:
+    """Store the leads' scores; when one crosses LEAD_HIGH_VALUE_SCORE upwards and is in
+    `notify_ids`, tell its owner (mail, after commit) and publish `lead.high_value`. Return
+    the scores.
+
+    A crossing is claimed with a conditional UPDATE, so two runs finishing at once for one
+    lead notify once. A lead erased meanwhile is skipped: nothing to score, nobody to tell.
+    """
+    rules = icp_rules_active()
+    threshold = settings.LEAD_HIGH_VALUE_SCORE
+    scores: dict[int, int] = {}
+    not_crossing = []
+    for lead in Lead.objects.select_related("company", "owner").filter(id__in=lead_ids):
+        score = scores[lead.id] = lead_score(lead=lead, rules=rules)
+        if score >= threshold and lead.score < threshold:
+            crossed = Lead.objects.filter(id=lead.id, score__lt=threshold).update(score=score)
+            if crossed and lead.id in notify_ids:
+                _high_value_announce(lead=lead, score=score, threshold=threshold)
+            if crossed:
+                continue
+        lead.score = score
+        not_crossing.append(lead)
+    rows_update(not_crossing, ["score"])
+    return scores
 
 
 def _high_value_announce(*, lead: Lead, score: int, threshold: int) -> None:

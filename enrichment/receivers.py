@@ -4,7 +4,7 @@ from django.conf import settings
 from django.dispatch import receiver
 
 from enrichment.models import EnrichmentRun
-from enrichment.signals import run_finished
+from enrichment.signals import runs_finished
 from leads.signals import leads_created
 
 
@@ -17,11 +17,19 @@ def enrich_on_create(sender, *, lead_ids: list[int], origin: str, **kwargs) -> N
     runs_create(lead_ids=lead_ids, trigger="create", description=f"On create ({origin})")
 
 
-@receiver(run_finished, dispatch_uid="enrichment.score_on_finish")
-def score_on_finish(sender, *, run, state: str, **kwargs) -> None:
-    """Keep the lead's score current; a run that enriched it may make it high-value."""
-    if state not in (EnrichmentRun.State.DONE, EnrichmentRun.State.NOT_FOUND):
+@receiver(runs_finished, dispatch_uid="enrichment.score_on_finish")
+def score_on_finish(sender, *, runs, **kwargs) -> None:
+    """Keep the leads' scores current; a run that enriched a lead may make it high-value."""
+    scored = [
+        run
+        for run in runs
+        if run.state in (EnrichmentRun.State.DONE, EnrichmentRun.State.NOT_FOUND)
+    ]
+    if not scored:
         return
-    from enrichment.priority import lead_score_record
+    from enrichment.priority import leads_score_record
 
-    lead_score_record(lead_id=run.lead_id, notify=state == EnrichmentRun.State.DONE)
+    leads_score_record(
+        lead_ids=[run.lead_id for run in scored],
+        notify_ids={run.lead_id for run in scored if run.state == EnrichmentRun.State.DONE},
+    )

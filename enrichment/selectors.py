@@ -1,13 +1,16 @@
 """Reads the pipeline and its callers need; no writes here."""
 
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
 from django.db.models import Q
 from django.utils import timezone
 
+from enrichment.email_patterns import companies_email_patterns
 from enrichment.fields import COMPANY_FIELDS, FIELDS, LEAD_FIELDS
-from enrichment.icp import icp_evaluate
+from enrichment.icp import icp_evaluate, icp_rules_active
 from enrichment.merge import CurrentValue, value_key
 from enrichment.models import EnrichmentRun, Observation
 from leads.models import Company, Lead, Suppression
@@ -30,11 +33,21 @@ def _fields_of(subject: Lead | Company) -> list[str]:
 
 def current_observations(subject: Lead | Company) -> dict[str, Observation]:
     """Return the newest applied or approved observation of each field of the subject."""
-    newest: dict[str, Observation] = {}
-    for observation in Observation.objects.filter(
-        _subject_filter(subject), state__in=Observation.CURRENT_STATES
-    ).order_by("field", "-observed_at", "-id"):
-        newest.setdefault(observation.field, observation)
+    kind = "lead" if isinstance(subject, Lead) else "company"
+    return current_observations_many(kind, [subject.id]).get(subject.id, {})
+
+
+def current_observations_many(kind: str, ids: Iterable[int]) -> dict[int, dict[str, Observation]]:
+    """`current_observations` for many leads or companies (`kind`) in one query."""
+    newest: dict[int, dict[str, Observation]] = defaultdict(dict)
+    ids = set(ids)
+    if not ids:
+        return newest
+    rows = Observation.objects.filter(
+        **{f"{kind}_id__in": ids}, state__in=Observation.CURRENT_STATES
+    ).order_by(f"{kind}_id", "field", "-observed_at", "-id")
+    for observation in rows:
+        newest[getattr(observation, f"{kind}_id")].setdefault(observation.field, observation)
     return newest
 
 
@@ -81,21 +94,51 @@ def fields_needing_data(
 
 
 def rejected_proposals(subject: Lead | Company) -> frozenset[tuple[str, str, str]]:
-    return frozenset(
-        (field, source, value_key(value))
-        for field, source, value in Observation.objects.filter(
-            _subject_filter(subject), state=Observation.State.REJECTED
-        ).values_list("field", "source", "value")
-    )
+    kind = "lead" if isinstance(subject, Lead) else "company"
+    return proposals_many(kind, [subject.id], state=Observation.State.REJECTED)[subject.id]
+
+
+def proposals_many(
+    kind: str, ids: Iterable[int], *, state: str
+) -> defaultdict[int, frozenset[tuple[str, str, str]]]:
+    """Return, per lead or company, the (field, source, value key) of its observations in
+    `state`: the rejected ones are never proposed again, the pending ones not twice."""
+    found: defaultdict[int, set] = defaultdict(set)
+    ids = set(ids)
+    if ids:
+        for subject_id, field_name, source, value in Observation.objects.filter(
+            **{f"{kind}_id__in": ids}, state=state
+        ).values_list(f"{kind}_id", "field", "source", "value"):
+            found[subject_id].add((field_name, source, value_key(value)))
+    return defaultdict(frozenset, {key: frozenset(value) for key, value in found.items()})
 
 
 def lead_suppression(lead: Lead) -> Suppression | None:
     """Return the suppression that covers this lead's identity or company domain, if any."""
-    values = [value for _, value in lead_identities(lead)]
-    if lead.company_id:
-        values.append(lead.company.domain)
-    hashes = [identity_hash(value) for value in values]
-    return Suppression.objects.filter(identifier_hash__in=hashes).first() if hashes else None
+    return lead_suppressions([lead]).get(lead.id)
+
+
+def lead_suppressions(leads: Sequence[Lead]) -> dict[int, Suppression]:
+    """Return the suppression covering each lead's identity or company domain, in one query."""
+    hashes_by_lead = {}
+    for lead in leads:
+        values = [value for _, value in lead_identities(lead)]
+        if lead.company_id:
+            values.append(lead.company.domain)
+        hashes_by_lead[lead.id] = [identity_hash(value) for value in values]
+    wanted = {h for hashes in hashes_by_lead.values() for h in hashes}
+    if not wanted:
+        return {}
+    by_hash = {
+        suppression.identifier_hash: suppression
+        for suppression in Suppression.objects.filter(identifier_hash__in=wanted)
+    }
+    found = {}
+    for lead_id, hashes in hashes_by_lead.items():
+        suppression = next((by_hash[h] for h in hashes if h in by_hash), None)
+        if suppression is not None:
+            found[lead_id] = suppression
+    return found
 
 
 @dataclass
@@ -110,9 +153,36 @@ class LeadPlan:
     skip_reason: str = ""
 
 
-def lead_plan(lead: Lead, wanted: list[str]) -> LeadPlan:
+@dataclass
+class GateContext:
+    """What the gate reads, read once for a batch of leads."""
+
+    lead_observations: dict[int, dict[str, Observation]]
+    company_observations: dict[int, dict[str, Observation]]
+    suppressions: dict[int, Suppression]
+    icp_rules: list
+    email_patterns: dict[int, list]
+
+    @classmethod
+    def read(cls, leads: Sequence[Lead]) -> "GateContext":
+        return cls(
+            lead_observations=current_observations_many("lead", [lead.id for lead in leads]),
+            company_observations=current_observations_many(
+                "company", [lead.company_id for lead in leads if lead.company_id]
+            ),
+            suppressions=lead_suppressions(leads),
+            icp_rules=icp_rules_active(),
+            email_patterns=companies_email_patterns(
+                {lead.company_id: lead.company for lead in leads if lead.company_id}.values()
+            ),
+        )
+
+
+def lead_plan(lead: Lead, wanted: list[str], context: GateContext | None = None) -> LeadPlan:
     """Run the gate for a lead: suppression, ICP fit, freshness and locks, something to
-    look up."""
+    look up. A batch passes its `context`, read once for all its leads."""
+    if context is None:
+        context = GateContext.read([lead])
     company = lead.company
     query = PersonQuery(
         email=lead.email or "",
@@ -121,7 +191,7 @@ def lead_plan(lead: Lead, wanted: list[str]) -> LeadPlan:
         domain=company.domain if company else "",
         linkedin_url=lead.linkedin_url,
     )
-    lead_observations = current_observations(lead)
+    lead_observations = context.lead_observations.get(lead.id, {})
     plan = LeadPlan(
         query=query,
         lead_wanted=fields_needing_data(
@@ -133,15 +203,15 @@ def lead_plan(lead: Lead, wanted: list[str]) -> LeadPlan:
     )
     # Free-mail domains say nothing about a company: never buy firmographics for them.
     if company is not None and not is_webmail_domain(company.domain):
-        company_observations = current_observations(company)
+        company_observations = context.company_observations.get(company.id, {})
         plan.company_current = current_values(company, company_observations)
         plan.company_wanted = fields_needing_data(
             company, [f for f in wanted if f in COMPANY_FIELDS], company_observations
         )
-    suppression = lead_suppression(lead)
+    suppression = context.suppressions.get(lead.id)
     if suppression is not None:
         plan.skip_reason = f"suppressed: {suppression.reason}"
-    elif not (icp := icp_evaluate(lead=lead)).fits:
+    elif not (icp := icp_evaluate(lead=lead, rules=context.icp_rules)).fits:
         plan.skip_reason = f"outside ICP: {'; '.join(icp.reasons)}"
     elif not plan.lead_wanted and not plan.company_wanted:
         plan.skip_reason = "every wanted field is still fresh or locked"

@@ -7,6 +7,7 @@ worker was lost and sends them again, or declares them dead after ENRICHMENT_MAX
 """
 
 import logging
+from collections import defaultdict
 from collections.abc import Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
@@ -18,22 +19,17 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from common.db import rows_update
 from enrichment import local_checks
 from enrichment.email_patterns import pattern_candidate
 from enrichment.fields import FIELDS
-from enrichment.merge import CurrentValue, Decision, MergeInput, Outcome, Thresholds, decide
-from enrichment.models import EnrichmentJob, EnrichmentRun, Observation
+from enrichment.merge import CurrentValue, MergeInput, Outcome, decide
+from enrichment.models import EnrichmentJob, EnrichmentRun
 from enrichment.priority import runs_by_priority
-from enrichment.selectors import (
-    current_observations,
-    current_values,
-    lead_plan,
-    rejected_proposals,
-    runs_stale,
-    runs_unsent,
-)
-from enrichment.signals import observations_flagged, run_finished
+from enrichment.selectors import GateContext, lead_plan, runs_stale, runs_unsent
+from enrichment.signals import runs_finished
 from enrichment.waterfall import field_orders, next_provider
+from enrichment.write import Gathered, Proposal, company_domain, proposals_write, thresholds
 from leads.models import Company, Lead
 from leads.services import lead_suppress
 from providers.base import (
@@ -47,7 +43,7 @@ from providers.base import (
     RateLimited,
     Suppressed,
 )
-from providers.ledger import Lookup, call_many_with_ledger, call_with_ledger
+from providers.ledger import Lookup, call_many_with_ledger
 from providers.models import ProviderCall
 from providers.registry import PROVIDER_NAMES, enabled_providers
 
@@ -161,32 +157,32 @@ def _send(run_ids: Iterable[int]) -> None:
 
 def run_claim(*, run_id: int) -> EnrichmentRun | None:
     """Take the run for this worker; None when another worker has it or it is not due."""
+    claimed = runs_claim(run_ids=[run_id])
+    return claimed[0] if claimed else None
+
+
+def runs_claim(*, run_ids: Sequence[int]) -> list[EnrichmentRun]:
+    """Take the runs that are due and nobody else's for this worker, with their leads."""
     now = timezone.now()
-    claimed = EnrichmentRun.objects.filter(
-        id=run_id, state=EnrichmentRun.State.QUEUED, available_at__lte=now
-    ).update(
-        state=EnrichmentRun.State.RUNNING,
-        attempts=F("attempts") + 1,
-        started_at=now,
-        updated_at=now,
-    )
-    if claimed != 1:
-        return None
-    run = EnrichmentRun.objects.select_related("lead__company").get(id=run_id)
-    Lead.objects.filter(id=run.lead_id).update(enrichment_status=Lead.EnrichmentStatus.ENRICHING)
-    return run
-
-
-@dataclass
-class _Gathered:
-    """What the waterfall collected for one lead before anything is written."""
-
-    lead_candidates: list[Candidate] = field(default_factory=list)
-    company_candidates: list[Candidate] = field(default_factory=list)
-    calls: dict[tuple[str, str], ProviderCall] = field(default_factory=dict)
-    misses: int = 0
-    # Questions a provider answered, hit or miss (not counting the ones that failed).
-    answered: int = 0
+    with transaction.atomic():
+        ids = list(
+            EnrichmentRun.objects.select_for_update(skip_locked=True)
+            .filter(id__in=run_ids, state=EnrichmentRun.State.QUEUED, available_at__lte=now)
+            .values_list("id", flat=True)
+        )
+        if not ids:
+            return []
+        EnrichmentRun.objects.filter(id__in=ids).update(
+            state=EnrichmentRun.State.RUNNING,
+            attempts=F("attempts") + 1,
+            started_at=now,
+            updated_at=now,
+        )
+        runs = list(EnrichmentRun.objects.select_related("lead__company").filter(id__in=ids))
+        Lead.objects.filter(id__in=[run.lead_id for run in runs]).update(
+            enrichment_status=Lead.EnrichmentStatus.ENRICHING
+        )
+    return runs
 
 
 class _Skip(Exception):
@@ -195,28 +191,26 @@ class _Skip(Exception):
 
 def run_execute(*, run_id: int) -> EnrichmentRun | None:
     """Claim the run and take its lead through the pipeline; None if it was not ours."""
-    run = run_claim(run_id=run_id)
-    if run is None:
-        return None
-    try:
-        outcome = _pipeline_alone(_lead_pipeline(run=run))
-    except Exception as exc:
-        outcome = exc
-    return _run_conclude(run=run, outcome=outcome)
+    finished = runs_execute_batch(run_ids=[run_id])
+    return finished[0] if finished else None
 
 
 def runs_execute_batch(*, run_ids: Sequence[int]) -> list[EnrichmentRun]:
-    """Take several leads through the pipeline together, so that a provider with a bulk
-    endpoint answers them in one request (PDL 100 people, Apollo 10).
+    """Take one or several leads through the pipeline together.
 
-    The leads advance in step: each round, every lead asks its next provider; the
-    questions put to a bulk-capable provider go out together, the rest one by one. What
-    each lead asks, and when it stops, is exactly what `run_execute` would do for it.
+    The leads advance in step: each round, every lead asks its next provider, and the
+    questions put to one provider go out together, in bulk requests where the vendor has
+    a bulk endpoint (PDL 100 people, Apollo 10). What each lead asks, and when it stops,
+    is exactly what it would do alone. The gate's reads, the ledger's, and the final write
+    and finish are one set of statements for the batch, not one per lead.
     """
-    runs = [run for run_id in run_ids if (run := run_claim(run_id=run_id)) is not None]
-    pipelines = {run.id: _lead_pipeline(run=run) for run in runs}
-    by_id = {run.id: run for run in runs}
-    finished: list[EnrichmentRun] = []
+    runs = runs_claim(run_ids=run_ids)
+    if not runs:
+        return []
+    context = GateContext.read([run.lead for run in runs])
+    orders = _ProviderOrders()
+    pipelines = {run.id: _lead_pipeline(run=run, context=context, orders=orders) for run in runs}
+    outcomes: dict[int, Gathered | Exception] = {}
     replies: dict[int, _Reply] = dict.fromkeys(pipelines, _Reply())
     try:
         while replies:
@@ -225,19 +219,59 @@ def runs_execute_batch(*, run_ids: Sequence[int]) -> list[EnrichmentRun]:
                 try:
                     asks[run_id] = reply.resume(pipelines[run_id])
                 except _PipelineDone as done:
-                    finished.append(_run_conclude(run=by_id[run_id], outcome=done.outcome))
+                    outcomes[run_id] = done.outcome
             replies = _answer_together(asks)
     except SoftTimeLimitExceeded as exc:
-        for run_id in pipelines.keys() - {run.id for run in finished}:
-            finished.append(_run_conclude(run=by_id[run_id], outcome=exc))
-    return finished
+        for run_id in pipelines.keys() - outcomes.keys():
+            outcomes[run_id] = exc
+    return _runs_conclude(runs=runs, outcomes=outcomes)
 
 
-def _run_conclude(*, run: EnrichmentRun, outcome: tuple[str, dict] | Exception) -> EnrichmentRun:
-    """Record how the pipeline ended for this run: a result, or the exception that ended it."""
-    if not isinstance(outcome, Exception):
-        state, summary = outcome
-        return run_finish(run=run, state=state, summary=summary)
+def _runs_conclude(
+    *, runs: list[EnrichmentRun], outcomes: dict[int, Gathered | Exception]
+) -> list[EnrichmentRun]:
+    """Write what the pipelines gathered and finish their runs together; the runs that
+    ended otherwise (skipped, waiting, failed) are recorded one by one."""
+    gathered = [run for run in runs if isinstance(outcomes[run.id], Gathered)]
+    endings: list[_Ending] = []
+    try:
+        with transaction.atomic():
+            written = proposals_write(
+                [
+                    Proposal(lead_id=run.lead_id, gathered=outcomes[run.id], run=run)
+                    for run in gathered
+                ]
+            )
+            for run, result in zip(gathered, written, strict=True):
+                if isinstance(result, Exception):
+                    outcomes[run.id] = result
+                    continue
+                learned = result["applied"] + result["pending_review"]
+                state = EnrichmentRun.State.DONE if learned else EnrichmentRun.State.NOT_FOUND
+                endings.append(_Ending(run, state, summary=result))
+            endings += [
+                _Ending(run, EnrichmentRun.State.SKIPPED, summary={"reason": str(outcomes[run.id])})
+                for run in runs
+                if isinstance(outcomes[run.id], _Skip)
+            ]
+            _runs_finish(endings)
+    except Exception as exc:
+        if len(runs) == 1:
+            outcomes[runs[0].id] = exc
+        else:
+            # A bug or bad data in one lead must not cost the others: write them one by one.
+            logger.warning("batch write failed (%s); writing its runs one by one", exc)
+            return [
+                run for single in runs for run in _runs_conclude(runs=[single], outcomes=outcomes)
+            ]
+    done = {ending.run.id for ending in endings}
+    return [ending.run for ending in endings] + [
+        _run_conclude(run=run, outcome=outcomes[run.id]) for run in runs if run.id not in done
+    ]
+
+
+def _run_conclude(*, run: EnrichmentRun, outcome: Exception) -> EnrichmentRun:
+    """Record how the pipeline ended for a run it did not finish: the exception that ended it."""
     if isinstance(outcome, _Skip):
         return run_finish(
             run=run, state=EnrichmentRun.State.SKIPPED, summary={"reason": str(outcome)}
@@ -277,16 +311,17 @@ class _Ask:
     operation: str
     lookup: Lookup
     call: Callable[[str], ProviderAnswer]
-    # For a person lookup: what a bulk request would carry instead of `call`.
-    query: PersonQuery | None = None
+    # What a bulk request carries for this question instead of `call`: the PersonQuery of
+    # a person lookup, the domain of a company lookup.
+    bulk_item: PersonQuery | str | None = None
 
 
 Answered = tuple[ProviderAnswer, ProviderCall]
-LeadPipeline = Generator[_Ask, Answered, tuple[str, dict]]
+LeadPipeline = Generator[_Ask, Answered, Gathered]
 
 
 class _PipelineDone(Exception):
-    def __init__(self, outcome: tuple[str, dict] | Exception) -> None:
+    def __init__(self, outcome: Gathered | Exception) -> None:
         self.outcome = outcome
 
 
@@ -309,76 +344,51 @@ class _Reply:
             raise _PipelineDone(exc) from None
 
 
-def _pipeline_alone(pipeline: LeadPipeline) -> tuple[str, dict]:
-    reply = _Reply()
-    while True:
-        try:
-            ask = reply.resume(pipeline)
-        except _PipelineDone as done:
-            if isinstance(done.outcome, Exception):
-                raise done.outcome from None
-            return done.outcome
-        reply = _answer_alone(ask)
-
-
-def _answer_alone(ask: _Ask) -> _Reply:
-    """Ask one question; any error goes back into the pipeline that asked it."""
-    try:
-        return _Reply(
-            answered=call_with_ledger(
-                provider=ask.provider.name,
-                operation=ask.operation,
-                lookup_keys=ask.lookup.lookup_keys,
-                scope=ask.lookup.scope,
-                hit_ttl=ask.lookup.hit_ttl,
-                miss_ttl=ask.lookup.miss_ttl,
-                call=ask.call,
-            )
-        )
-    except SoftTimeLimitExceeded:
-        raise
-    except Exception as exc:
-        # Thrown in where the pipeline asked: a ProviderError is its to handle, anything
-        # else ends that one run as failed.
-        return _Reply(error=exc)
+# The operations a vendor may answer in bulk: its bulk size attribute and bulk method.
+_BULK_OPERATIONS = {
+    "person_enrich": ("person_bulk_size", "person_enrich_bulk"),
+    "company_enrich": ("company_bulk_size", "company_enrich_bulk"),
+}
 
 
 def _answer_together(asks: dict[int, _Ask]) -> dict[int, _Reply]:
-    """Answer one round of questions, person lookups to a bulk-capable provider in bulk."""
-    replies: dict[int, _Reply] = {}
-    bulk: dict[str, list[int]] = {}
+    """Answer one round of questions: each provider's questions of one kind go to the
+    ledger together, which asks the vendor in as few requests as it allows."""
+    groups: dict[tuple[str, str], list[int]] = defaultdict(list)
     for run_id, ask in asks.items():
-        if ask.query is not None and ask.provider.person_bulk_size > 1:
-            bulk.setdefault(ask.provider.name, []).append(run_id)
-        else:
-            replies[run_id] = _answer_alone(ask)
-    for run_ids in bulk.values():
-        provider = asks[run_ids[0]].provider
-        for start in range(0, len(run_ids), provider.person_bulk_size):
-            chunk = run_ids[start : start + provider.person_bulk_size]
-            if len(chunk) == 1:
-                replies[chunk[0]] = _answer_alone(asks[chunk[0]])
-                continue
-            queries = [asks[run_id].query for run_id in chunk]
-            try:
-                results = call_many_with_ledger(
-                    provider=provider.name,
-                    operation="person_enrich",
-                    lookups=[asks[run_id].lookup for run_id in chunk],
-                    call=lambda key, positions, p=provider, q=queries: p.person_enrich_bulk(
-                        [q[position] for position in positions], idempotency_key=key
-                    ),
-                )
-            except SoftTimeLimitExceeded:
-                raise
-            except Exception as exc:
-                results = [exc] * len(chunk)
-            for run_id, result in zip(chunk, results, strict=True):
-                replies[run_id] = (
-                    _Reply(error=result)
-                    if isinstance(result, Exception)
-                    else _Reply(answered=result)
-                )
+        groups[(ask.provider.name, ask.operation)].append(run_id)
+    replies: dict[int, _Reply] = {}
+    for (_, operation), run_ids in groups.items():
+        group = [asks[run_id] for run_id in run_ids]
+        provider = group[0].provider
+        bulk = _BULK_OPERATIONS.get(operation)
+        per_request = getattr(provider, bulk[0]) if bulk else 1
+
+        def call(key: str, positions: list[int], group=group, provider=provider, bulk=bulk):
+            if len(positions) == 1:
+                return [group[positions[0]].call(key)]
+            return getattr(provider, bulk[1])(
+                [group[position].bulk_item for position in positions], idempotency_key=key
+            )
+
+        try:
+            results = call_many_with_ledger(
+                provider=provider.name,
+                operation=operation,
+                lookups=[ask.lookup for ask in group],
+                call=call,
+                per_request=per_request,
+            )
+        except SoftTimeLimitExceeded:
+            raise
+        except Exception as exc:
+            # Thrown in where each pipeline asked: a ProviderError is its to handle,
+            # anything else ends those runs as failed.
+            results = [exc] * len(group)
+        for run_id, result in zip(run_ids, results, strict=True):
+            replies[run_id] = (
+                _Reply(error=result) if isinstance(result, Exception) else _Reply(answered=result)
+            )
     return replies
 
 
@@ -399,33 +409,43 @@ def _wanted_fields(run: EnrichmentRun) -> list[str]:
     return list(run.fields) or list(FIELDS)
 
 
-def _allowed_providers(run: EnrichmentRun) -> list[Provider]:
-    enabled = enabled_providers()
-    if not run.providers:
-        return enabled
-    return [provider for provider in enabled if provider.name in run.providers]
+class _ProviderOrders:
+    """The waterfall's order for each field, read once per batch (per provider list)."""
+
+    def __init__(self) -> None:
+        self._enabled = enabled_providers()
+        self._orders: dict[tuple[str, ...], dict[str, list[Provider]]] = {}
+
+    def for_run(self, run: EnrichmentRun) -> dict[str, list[Provider]]:
+        allowed = tuple(sorted(run.providers))
+        if allowed not in self._orders:
+            providers = [p for p in self._enabled if not allowed or p.name in allowed]
+            self._orders[allowed] = field_orders(providers)
+        return self._orders[allowed]
 
 
-def _lead_pipeline(*, run: EnrichmentRun) -> LeadPipeline:
-    """Gate, look up, merge and write one lead; return the run's final state and summary.
+def _lead_pipeline(
+    *, run: EnrichmentRun, context: GateContext, orders: _ProviderOrders
+) -> LeadPipeline:
+    """Gate and look up one lead; return what it gathered for the write.
 
     Each provider question is yielded to the driver (see `_Ask`)."""
     lead = run.lead
     company = lead.company
-    plan = lead_plan(lead, _wanted_fields(run))
+    plan = lead_plan(lead, _wanted_fields(run), context)
     if plan.skip_reason:
         raise _Skip(plan.skip_reason)
     query, lead_current, company_current = plan.query, plan.lead_current, plan.company_current
     lead_wanted, company_wanted = plan.lead_wanted, plan.company_wanted
     can_look_up = bool(query.lookup_keys())
 
-    gathered = _Gathered(lead_candidates=local_checks.email_candidates(lead.email or ""))
-    orders = field_orders(_allowed_providers(run))
+    gathered = Gathered(lead_candidates=local_checks.email_candidates(lead.email or ""))
+    orders = orders.for_run(run)
     asked: set[str] = set()
     errors: list[ProviderError] = []
     if "email" in lead_wanted and not lead.email:
         # The free guess first: verified, it can save the paid finder call.
-        guess = pattern_candidate(lead)
+        guess = pattern_candidate(lead, context.email_patterns.get(lead.company_id, []))
         if guess is not None:
             gathered.lead_candidates.extend(
                 (
@@ -452,7 +472,7 @@ def _lead_pipeline(*, run: EnrichmentRun) -> LeadPipeline:
                     into=gathered.lead_candidates,
                     wanted=lead_wanted,
                     call=lambda key, p=provider: p.person_enrich(query, idempotency_key=key),
-                    query=query,
+                    bulk_item=query,
                 )
             if "company_enrich" in provider.operations and provider.fields & set(company_wanted):
                 yield from _ask(
@@ -466,6 +486,7 @@ def _lead_pipeline(*, run: EnrichmentRun) -> LeadPipeline:
                     call=lambda key, p=provider: p.company_enrich(
                         company.domain, idempotency_key=key
                     ),
+                    bulk_item=company.domain,
                 )
         except Suppressed:
             raise
@@ -485,15 +506,11 @@ def _lead_pipeline(*, run: EnrichmentRun) -> LeadPipeline:
             # Every provider failed for good (a broken answer, a bad key): "not found" would
             # state an answer nobody gave. The run fails with the reason and writes nothing.
             raise errors[0]
-
-    summary = _write(run=run, gathered=gathered)
-    learned = summary["applied"] + summary["pending_review"]
-    state = EnrichmentRun.State.DONE if learned else EnrichmentRun.State.NOT_FOUND
-    return state, summary
+    return gathered
 
 
 def _verified_guess(
-    guess: Candidate, *, verifiers: list[Provider], run: EnrichmentRun, gathered: _Gathered
+    guess: Candidate, *, verifiers: list[Provider], run: EnrichmentRun, gathered: Gathered
 ) -> Generator[_Ask, Answered, list[Candidate]]:
     """Return the pattern guess, applicable only if a verifier says the mailbox is valid,
     together with the verifier's own statement about it."""
@@ -552,11 +569,11 @@ def _ask(
     operation: str,
     lookup_keys: list[str],
     run: EnrichmentRun,
-    gathered: _Gathered,
+    gathered: Gathered,
     into: list[Candidate],
     wanted: list[str],
     call: Callable[[str], ProviderAnswer],
-    query: PersonQuery | None = None,
+    bulk_item: PersonQuery | str | None = None,
 ) -> Generator[_Ask, Answered, None]:
     """Ask one provider through the ledger and collect its candidates."""
     answer, ledger_row = yield _Ask(
@@ -570,7 +587,7 @@ def _ask(
             miss_ttl=timedelta(days=settings.PROVIDER_MISS_TTL_DAYS),
         ),
         call=call,
-        query=query,
+        bulk_item=bulk_item,
     )
     gathered.answered += 1
     if not answer.candidates:
@@ -580,12 +597,6 @@ def _ask(
         if candidate.field in wanted:
             gathered.calls[(candidate.source, candidate.field)] = ledger_row
             into.append(candidate)
-
-
-def _thresholds() -> dict[str, Thresholds]:
-    return {
-        name: Thresholds(spec.accept_threshold, spec.review_floor) for name, spec in FIELDS.items()
-    }
 
 
 def _unsatisfied(
@@ -599,8 +610,8 @@ def _unsatisfied(
         MergeInput(
             current=current,
             candidates=candidates,
-            thresholds=_thresholds(),
-            company_domain=_company_domain(subject),
+            thresholds=thresholds(),
+            company_domain=company_domain(subject),
         )
     )
     applied = {
@@ -611,177 +622,99 @@ def _unsatisfied(
     return [name for name in wanted if name not in applied]
 
 
-def _company_domain(subject: Lead | Company) -> str:
-    if isinstance(subject, Company):
-        return subject.domain
-    return subject.company.domain if subject.company_id else ""
-
-
 def lead_candidates_merge(
     *, lead_id: int, candidates: Sequence[Candidate], provider_call: ProviderCall | None = None
 ) -> dict:
     """Merge values that arrived outside a run (a provider's asynchronous callback) into the
     lead exactly as a run's answers are merged; return the counts of what happened."""
-    gathered = _Gathered(lead_candidates=list(candidates))
+    gathered = Gathered(lead_candidates=list(candidates))
     if provider_call is not None:
         gathered.calls = {(c.source, c.field): provider_call for c in candidates}
-    return _write(run=None, lead_id=lead_id, gathered=gathered)
-
-
-def _write(*, run: EnrichmentRun | None, gathered: _Gathered, lead_id: int | None = None) -> dict:
-    """Merge against the rows as they are now and write it all in one transaction."""
-    now = timezone.now()
-    summary = {"applied": 0, "pending_review": 0, "discarded": 0, "misses": gathered.misses}
-    with transaction.atomic():
-        # Locked so two runs for one company (or one lead) merge one after the other.
-        lead = Lead.objects.select_for_update().get(id=run.lead_id if run else lead_id)
-        written = run and EnrichmentRun.objects.values_list("summary", flat=True).get(id=run.id)
-        if written:
-            # An earlier attempt of this run wrote, then was lost before it finished (its
-            # worker killed): writing again would propose every value a second time.
-            return written
-        subjects: list[tuple[Lead | Company, list[Candidate]]] = [(lead, gathered.lead_candidates)]
-        if lead.company_id and gathered.company_candidates:
-            company = Company.objects.select_for_update().get(id=lead.company_id)
-            lead.company = company
-            subjects.append((company, gathered.company_candidates))
-        for subject, candidates in subjects:
-            observations = current_observations(subject)
-            decisions = decide(
-                MergeInput(
-                    current=current_values(subject, observations),
-                    candidates=candidates,
-                    thresholds=_thresholds(),
-                    rejected=rejected_proposals(subject),
-                    company_domain=_company_domain(subject),
-                )
-            )
-            decisions = [_unique_email_guard(subject, d) for d in decisions]
-            _observations_write(
-                subject=subject,
-                decisions=decisions,
-                run=run,
-                calls=gathered.calls,
-                observations=observations,
-                now=now,
-            )
-            for decision in decisions:
-                if decision.candidate.confidence is not None:
-                    summary[decision.outcome.value] += 1
-            subject.last_enriched_at = now
-            subject.save()
-        if run is not None:
-            # Committed with the observations: the mark that this run has written.
-            EnrichmentRun.objects.filter(id=run.id).update(summary=summary)
-    return summary
-
-
-def _unique_email_guard(subject: Lead | Company, decision: Decision) -> Decision:
-    """An email already on another lead is evidence, never a second owner of the address."""
-    if not (
-        isinstance(subject, Lead)
-        and decision.candidate.field == "email"
-        and decision.outcome is Outcome.APPLIED
-        and decision.candidate.value != subject.email
-    ):
-        return decision
-    other = Lead.objects.filter(email=decision.candidate.value).exclude(id=subject.id).first()
-    if other is None:
-        return decision
-    return Decision(
-        decision.candidate,
-        Outcome.DISCARDED,
-        decision.confidence,
-        f"already the email of lead {other.id}",
-    )
-
-
-def _observations_write(
-    *,
-    subject: Lead | Company,
-    decisions: list[Decision],
-    run: EnrichmentRun | None,
-    calls: dict,
-    observations: dict[str, Observation],
-    now,
-) -> None:
-    subject_kwargs = {"lead": subject} if isinstance(subject, Lead) else {"company": subject}
-    rows = []
-    for decision in decisions:
-        candidate = decision.candidate
-        spec = FIELDS[candidate.field]
-        if decision.outcome is Outcome.APPLIED:
-            if candidate.confidence is not None:
-                setattr(subject, spec.column, candidate.value)
-            if candidate.field == "email" and candidate.verification:
-                subject.email_verification = candidate.verification
-            previous = observations.get(candidate.field)
-            if previous is not None and previous.state == Observation.State.APPLIED:
-                Observation.objects.filter(id=previous.id).update(
-                    state=Observation.State.SUPERSEDED
-                )
-        rows.append(
-            Observation(
-                **subject_kwargs,
-                field=candidate.field,
-                value=candidate.value,
-                confidence=decision.confidence,
-                verification=candidate.verification,
-                source=candidate.source,
-                provider_call=calls.get((candidate.source, candidate.field)),
-                run=run,
-                state=decision.outcome.value,
-                reason=decision.reason[:255],
-                observed_at=now,
-                expires_at=now + timedelta(days=spec.fresh_for_days),
-            )
-        )
-    created = Observation.objects.bulk_create(rows)
-    if any(row.state == Observation.State.PENDING_REVIEW for row in created):
-        observations_flagged.send(sender=Observation, observations=created)
+    [result] = proposals_write([Proposal(lead_id=lead_id, gathered=gathered)])
+    if isinstance(result, Exception):
+        raise result
+    return result
 
 
 # --- Finishing, retrying and sweeping runs ----------------------------------------------
+
+
+@dataclass
+class _Ending:
+    run: EnrichmentRun
+    state: str
+    summary: dict = field(default_factory=dict)
+    error: str = ""
+
+
+def _runs_finish(endings: list[_Ending]) -> None:
+    """Record the runs' ends, their leads' statuses and their jobs' counters together;
+    called inside the transaction that wrote their values."""
+    if not endings:
+        return
+    now = timezone.now()
+    # Locked so the sweep cannot take one back between this look and the update; a run it
+    # already took back is its new owner's to report.
+    ours = set(
+        EnrichmentRun.objects.select_for_update()
+        .filter(id__in=[e.run.id for e in endings], state=EnrichmentRun.State.RUNNING)
+        .values_list("id", flat=True)
+    )
+    endings = [e for e in endings if e.run.id in ours]
+    for ending in endings:
+        run = ending.run
+        run.state, run.summary, run.last_error = ending.state, ending.summary, ending.error
+        run.finished_at = run.updated_at = now
+    rows_update(
+        [e.run for e in endings], ["state", "summary", "last_error", "finished_at", "updated_at"]
+    )
+    _runs_counted(runs=[e.run for e in endings], now=now)
+    runs_finished.send(sender=EnrichmentRun, runs=[e.run for e in endings])
+
+
+def _runs_counted(*, runs: list[EnrichmentRun], now) -> None:
+    """Set the leads' statuses and add the runs to their jobs' counters (run.state is the
+    final state)."""
+    by_status: dict[str, list[int]] = defaultdict(list)
+    skipped = []
+    for run in runs:
+        if run.state == EnrichmentRun.State.SKIPPED:
+            skipped.append(run.lead_id)
+        else:
+            by_status[_LEAD_STATUS_BY_RUN_STATE[run.state]].append(run.lead_id)
+    if skipped:
+        leads = Lead.objects.filter(id__in=skipped)
+        # A lead skipped because its data is still fresh stays enriched.
+        leads.filter(last_enriched_at__isnull=False).update(
+            enrichment_status=Lead.EnrichmentStatus.ENRICHED, updated_at=now
+        )
+        leads.filter(last_enriched_at__isnull=True).update(
+            enrichment_status=Lead.EnrichmentStatus.SKIPPED, updated_at=now
+        )
+    for status, lead_ids in by_status.items():
+        Lead.objects.filter(id__in=lead_ids).update(enrichment_status=status, updated_at=now)
+    counters: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for run in runs:
+        if run.job_id:
+            counters[run.job_id][_JOB_COUNTER_BY_RUN_STATE[run.state]] += 1
+    for job_id, counts in sorted(counters.items()):
+        EnrichmentJob.objects.filter(id=job_id).update(
+            done=F("done") + sum(counts.values()),
+            **{counter: F(counter) + n for counter, n in counts.items()},
+        )
+    if counters:
+        EnrichmentJob.objects.filter(
+            id__in=counters, finished_at__isnull=True, done__gte=F("total")
+        ).update(finished_at=now)
 
 
 def run_finish(
     *, run: EnrichmentRun, state: str, summary: dict | None = None, error: str = ""
 ) -> EnrichmentRun:
     """Record the run's end, its lead's status and its job's counters in one transaction."""
-    now = timezone.now()
     with transaction.atomic():
-        finished = EnrichmentRun.objects.filter(
-            id=run.id, state=EnrichmentRun.State.RUNNING
-        ).update(
-            state=state, finished_at=now, summary=summary or {}, last_error=error, updated_at=now
-        )
-        if finished != 1:
-            # The sweep took this run back meanwhile; its new owner reports the outcome.
-            return run
-        _run_counted(run=run, state=state, now=now)
-        run_finished.send(sender=EnrichmentRun, run=run, state=state)
-    run.refresh_from_db()
+        _runs_finish([_Ending(run, state, summary=summary or {}, error=error)])
     return run
-
-
-def _run_counted(*, run: EnrichmentRun, state: str, now) -> None:
-    lead_status = _LEAD_STATUS_BY_RUN_STATE[state]
-    leads = Lead.objects.filter(id=run.lead_id)
-    if state == EnrichmentRun.State.SKIPPED:
-        # A lead skipped because its data is still fresh stays enriched.
-        leads.filter(last_enriched_at__isnull=False).update(
-            enrichment_status=Lead.EnrichmentStatus.ENRICHED, updated_at=now
-        )
-        leads = leads.filter(last_enriched_at__isnull=True)
-    leads.update(enrichment_status=lead_status, updated_at=now)
-    if run.job_id:
-        counter = _JOB_COUNTER_BY_RUN_STATE[state]
-        EnrichmentJob.objects.filter(id=run.job_id).update(
-            done=F("done") + 1, **{counter: F(counter) + 1}
-        )
-        EnrichmentJob.objects.filter(
-            id=run.job_id, finished_at__isnull=True, done__gte=F("total")
-        ).update(finished_at=now)
 
 
 def run_defer(*, run: EnrichmentRun, reason: str, delay: float) -> EnrichmentRun:
@@ -854,8 +787,9 @@ def runs_sweep() -> SweepResult:
                     last_error=f"worker lost on each of {run.attempts} attempts",
                 )
                 if taken:
-                    _run_counted(run=run, state=EnrichmentRun.State.DEAD, now=now)
-                    run_finished.send(sender=EnrichmentRun, run=run, state=EnrichmentRun.State.DEAD)
+                    run.state = EnrichmentRun.State.DEAD
+                    _runs_counted(runs=[run], now=now)
+                    runs_finished.send(sender=EnrichmentRun, runs=[run])
                     dead += 1
             continue
         requeued += EnrichmentRun.objects.filter(

@@ -6,9 +6,9 @@ rows commit or roll back with it.
 
 from django.dispatch import Signal
 
-# A run reached a terminal state and its job counters were updated: run (EnrichmentRun),
-# state (str, the terminal state; the instance may still hold the old one).
-run_finished = Signal()
+# Runs reached a terminal state and their job counters were updated: runs
+# (list[EnrichmentRun], each holding its final state). Sent once for a batch of runs.
+runs_finished = Signal()
 
 # Observations were written: observations (list[Observation], saved); receivers pick the
 # ones in state pending_review (the values flagged for a reviewer).

@@ -4,9 +4,10 @@ edits and (for reviewers) decisions on suggested values.
 Views stay thin: they read through leads.selectors and write through enrichment's
 services. Every button is a plain form POST that redirects, so the pages work without
 JavaScript; with htmx the same POST answers with a fragment and the page updates in place
-(a run's status polls every second until it is over).
+(a run's status is a long poll: it answers the moment the run is over).
 """
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required, permission_required
@@ -25,6 +26,7 @@ from enrichment.review import (
     observation_approve,
     observation_reject,
 )
+from enrichment.run_waits import run_wait_over
 from enrichment.services import runs_create
 from leads.forms import FieldEditForm, LeadFilterForm
 from leads.models import Lead
@@ -122,9 +124,9 @@ def _start_run(request: HttpRequest, lead: Lead, *, trigger: str, fields: list[s
 
 def _after_run_started(request: HttpRequest, lead: Lead, run, message: str) -> HttpResponse:
     if _is_htmx(request):
-        context = _sheet_context(request, lead)
-        context["run"] = run
-        return render(request, "leads/_run_status.html", context)
+        # The running fragment names the lead and the run, nothing else: no sheet to read
+        # again while the worker, on the same machine maybe, is already at the run.
+        return render(request, "leads/_run_status.html", {"lead": lead, "run": run})
     messages.info(request, message)
     return redirect("leads:detail", pk=lead.pk)
 
@@ -160,16 +162,24 @@ def lead_reenrich(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @permission_required("leads.view_lead", raise_exception=True)
 def lead_run_status(request: HttpRequest, pk: int, run_id: int) -> HttpResponse:
-    """The fragment a page polls while a run is going; once it is over, the outcome and
-    (out of band) the refreshed lead."""
+    """The fragment a page asks for while a run is going: a long poll that answers when the
+    run is over, with the outcome and (retargeted) the refreshed lead, or after
+    RUN_STATUS_WAIT_SECONDS with the running fragment, which asks again at once."""
     lead = _lead(pk)
     run = get_object_or_404(EnrichmentRun, pk=run_id, lead=lead)
     if not _is_htmx(request):
         return redirect("leads:detail", pk=lead.pk)
+    if not run.is_terminal and run_wait_over(
+        run_id=run.id, timeout=settings.RUN_STATUS_WAIT_SECONDS
+    ):
+        # Over meanwhile: read both again, the run wrote the lead.
+        lead = _lead(pk)
+        run = get_object_or_404(EnrichmentRun, pk=run_id, lead=lead)
+    if not run.is_terminal:
+        # Still going: the same fragment, which asks again at once; no sheet to read.
+        return render(request, "leads/_run_status.html", {"lead": lead, "run": run})
     context = _sheet_context(request, lead)
     context["run"] = run
-    if not run.is_terminal:
-        return render(request, "leads/_run_status.html", context)
     # Over: the outcome, and the whole lead refreshed around it (new values, badges).
     context["outcome"] = run_outcome(run, context["sheet"])
     response = render(request, "leads/_body.html", context)

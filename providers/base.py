@@ -136,14 +136,15 @@ class Provider(Protocol):
 
     Not every vendor does everything: `operations` says which of the methods below it
     implements (the waterfall never calls one it does not list) and `fields` which fields
-    its answers can fill. `person_bulk_size` is how many people one bulk request takes
-    (1: no bulk endpoint).
+    its answers can fill. `person_bulk_size` and `company_bulk_size` are how many people or
+    companies one bulk request takes (1: no bulk endpoint, and no `…_bulk` method).
     """
 
     name: str
     operations: frozenset[str]  # of "person_enrich", "company_enrich", "email_verify"
     fields: frozenset[str]
     person_bulk_size: int
+    company_bulk_size: int
 
     def person_enrich(self, query: PersonQuery, *, idempotency_key: str) -> ProviderAnswer:
         """Return candidates for lead fields; a miss is an answer with no candidates."""
@@ -157,6 +158,12 @@ class Provider(Protocol):
 
     def company_enrich(self, domain: str, *, idempotency_key: str) -> ProviderAnswer:
         """Return candidates for company fields of the registrable domain."""
+        ...
+
+    def company_enrich_bulk(
+        self, domains: Sequence[str], *, idempotency_key: str
+    ) -> list[ProviderAnswer]:
+        """Return one answer per domain, in the same order; credits split per answer."""
         ...
 
     def email_verify(self, email: str, *, idempotency_key: str) -> ProviderAnswer:

@@ -17,6 +17,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q, Sum
 from django.utils import timezone
 
+from common.db import rows_insert, rows_update
 from providers.base import (
     BudgetReached,
     Candidate,
@@ -73,18 +74,48 @@ def reusable_answer(
     idempotency_key: str = "",
 ) -> ProviderCall | None:
     """Return a paid answer for these keys that is still good, or one this run already got."""
+    lookup = _HashedLookup(key_hashes, idempotency_key, hit_ttl, miss_ttl)
+    return _reusable_many(provider=provider, operation=operation, lookups=[lookup])[0]
+
+
+@dataclass(frozen=True)
+class _HashedLookup:
+    key_hashes: Sequence[str]
+    idempotency_key: str
+    hit_ttl: timedelta
+    miss_ttl: timedelta
+
+    def reuses(self, row: ProviderCall, now) -> bool:
+        if row.lookup_key_hash not in self.key_hashes:
+            return False
+        if row.idempotency_key == self.idempotency_key:
+            return True
+        ttl = self.hit_ttl if row.outcome == ProviderCall.Outcome.HIT else self.miss_ttl
+        return row.created_at >= now - ttl
+
+
+def _reusable_many(
+    *, provider: str, operation: str, lookups: Sequence[_HashedLookup]
+) -> list[ProviderCall | None]:
+    """Return, per lookup, the newest answer it may reuse (see `reusable_answer`): one query
+    for the lot, each lookup's own TTLs applied to the rows it brings back."""
+    if not lookups:
+        return []
     now = timezone.now()
-    paid = ProviderCall.objects.filter(
-        provider=provider, operation=operation, lookup_key_hash__in=key_hashes
+    oldest = now - max(max(lookup.hit_ttl, lookup.miss_ttl) for lookup in lookups)
+    hashes = {key_hash for lookup in lookups for key_hash in lookup.key_hashes}
+    keys = [lookup.idempotency_key for lookup in lookups if lookup.idempotency_key]
+    rows = list(
+        ProviderCall.objects.filter(
+            provider=provider,
+            operation=operation,
+            lookup_key_hash__in=hashes,
+            outcome__in=[ProviderCall.Outcome.HIT, ProviderCall.Outcome.MISS],
+        )
+        .filter(Q(created_at__gte=oldest) | Q(idempotency_key__in=keys))
+        .order_by("-created_at", "-id")
     )
-    fresh = Q(outcome=ProviderCall.Outcome.HIT, created_at__gte=now - hit_ttl) | Q(
-        outcome=ProviderCall.Outcome.MISS, created_at__gte=now - miss_ttl
-    )
-    same_run = Q(
-        idempotency_key=idempotency_key,
-        outcome__in=[ProviderCall.Outcome.HIT, ProviderCall.Outcome.MISS],
-    )
-    return paid.filter(fresh | same_run).order_by("-created_at").first()
+    return [next((row for row in rows if lookup.reuses(row, now)), None) for lookup in lookups]
 
 
 @dataclass(frozen=True)
@@ -106,15 +137,16 @@ class Lookup:
             provider=provider, operation=operation, lookup_key=self.lookup_keys[0], scope=self.scope
         )
 
-    def reusable(self, *, provider: str, operation: str) -> ProviderCall | None:
-        return reusable_answer(
-            provider=provider,
-            operation=operation,
-            key_hashes=[lookup_key_hash(key) for key in self.lookup_keys],
-            idempotency_key=self.idempotency_key(provider=provider, operation=operation),
-            hit_ttl=self.hit_ttl,
-            miss_ttl=self.miss_ttl,
+    def hashed(self, *, provider: str, operation: str) -> _HashedLookup:
+        return _HashedLookup(
+            [lookup_key_hash(key) for key in self.lookup_keys],
+            self.idempotency_key(provider=provider, operation=operation),
+            self.hit_ttl,
+            self.miss_ttl,
         )
+
+
+Result = tuple[ProviderAnswer, ProviderCall] | ProviderError
 
 
 def call_with_ledger(
@@ -136,34 +168,16 @@ def call_with_ledger(
     ProviderErrors are recorded and re-raised for the caller to decide on a retry; Deferred
     means nothing was asked.
     """
-    lookup = Lookup(lookup_keys=lookup_keys, scope=scope, hit_ttl=hit_ttl, miss_ttl=miss_ttl)
-    cached = lookup.reusable(provider=provider, operation=operation)
-    if cached is not None:
-        return _served_from(cached, provider=provider, operation=operation, lookup=lookup)
-
-    config = ProviderConfig.objects.filter(provider=provider).first()
-    _take_slot(provider, config)
-    row = _claim(
+    [result] = call_many_with_ledger(
         provider=provider,
         operation=operation,
-        lookup=lookup,
-        config=config,
-        expected_credits=expected_credits,
+        lookups=[Lookup(lookup_keys=lookup_keys, scope=scope, hit_ttl=hit_ttl, miss_ttl=miss_ttl)],
+        call=lambda key, positions: [call(key)],
+        expected_credits_each=expected_credits,
     )
-    if isinstance(row, _AnsweredMeanwhile):
-        return row.answer()
-
-    started = time.monotonic()
-    try:
-        answer = call(lookup.idempotency_key(provider=provider, operation=operation))
-    except ProviderError as exc:
-        _record_failure([row], exc, started=started)
-        raise
-    except BaseException:
-        _record_interrupted([row])
-        raise
-    _record_answer(row, answer, started=started)
-    return answer, row
+    if isinstance(result, ProviderError):
+        raise result
+    return result
 
 
 def call_many_with_ledger(
@@ -172,80 +186,101 @@ def call_many_with_ledger(
     operation: str,
     lookups: Sequence[Lookup],
     call: Callable[[str, list[int]], list[ProviderAnswer]],
+    per_request: int = 100,
     expected_credits_each: float = 1.0,
-) -> list[tuple[ProviderAnswer, ProviderCall] | ProviderError]:
-    """Answer many lookups with at most one bulk request: `call(idempotency_key, positions)`
-    asks the vendor about `lookups[position]` for each position and returns one answer per
-    position, in order.
+) -> list[Result]:
+    """Answer many lookups with as few requests as the vendor allows: `call(idempotency_key,
+    positions)` asks the vendor about `lookups[position]` for each position (at most
+    `per_request` of them; 1 for a vendor without a bulk endpoint) and returns one answer per
+    position, in order. A request for one lookup carries that lookup's own idempotency key.
 
     The ledger is kept exactly as if each lookup had been asked alone (one row each, the
     credits on the row that paid), so the cache, budgets and the spend figures cannot tell
     a bulk answer from a single one. Lookups for the same person are asked once. Returns,
     per lookup, its answer and ledger row, or the ProviderError that left it unanswered.
+
+    The work is set-based: one query finds every reusable answer, one transaction claims
+    every lookup still to buy, one UPDATE records each request's answers.
     """
-    results: list[tuple[ProviderAnswer, ProviderCall] | ProviderError | None] = [None] * len(
-        lookups
-    )
+    hashed = [lookup.hashed(provider=provider, operation=operation) for lookup in lookups]
+    results: list[Result | None] = [None] * len(lookups)
     to_buy: dict[str, list[int]] = {}
-    for position, lookup in enumerate(lookups):
-        cached = lookup.reusable(provider=provider, operation=operation)
+    served: list[tuple[int, ProviderCall]] = []
+    for position, cached in enumerate(
+        _reusable_many(provider=provider, operation=operation, lookups=hashed)
+    ):
         if cached is not None:
-            results[position] = _served_from(
-                cached, provider=provider, operation=operation, lookup=lookup
-            )
+            served.append((position, cached))
         else:
-            to_buy.setdefault(lookup.key_hash, []).append(position)
+            to_buy.setdefault(lookups[position].key_hash, []).append(position)
+    claimed: list[tuple[ProviderCall, list[int]]] = []
+    config = None
     if to_buy:
         config = ProviderConfig.objects.filter(provider=provider).first()
-        claimed: list[tuple[ProviderCall, list[int]]] = []
+        for positions, claim in _claim_many(
+            provider=provider,
+            operation=operation,
+            lookups=lookups,
+            hashed=hashed,
+            groups=list(to_buy.values()),
+            config=config,
+            expected_credits=expected_credits_each,
+        ):
+            if isinstance(claim, ProviderCall):
+                claimed.append((claim, positions))
+            elif isinstance(claim, ProviderError):
+                for position in positions:
+                    results[position] = claim
+            else:
+                results[positions[0]] = claim.answer()
+                served.extend((position, claim.cached) for position in positions[1:])
+    for position, row in zip(
+        [position for position, _ in served],
+        _served_from_many(
+            [cached for _, cached in served],
+            provider=provider,
+            operation=operation,
+            lookups=[lookups[position] for position, _ in served],
+        ),
+        strict=True,
+    ):
+        results[position] = row
+    size = max(1, per_request)
+    for start in range(0, len(claimed), size):
+        request, later = claimed[start : start + size], claimed[start + size :]
         try:
             _take_slot(provider, config)
-            for positions in to_buy.values():
-                first, copies = positions[0], positions[1:]
-                try:
-                    row = _claim(
-                        provider=provider,
-                        operation=operation,
-                        lookup=lookups[first],
-                        config=config,
-                        expected_credits=expected_credits_each,
-                    )
-                except ProviderError as exc:
-                    for position in positions:
-                        results[position] = exc
-                    continue
-                if isinstance(row, ProviderCall):
-                    claimed.append((row, positions))
-                    continue
-                results[first] = row.answer()
-                for position in copies:
-                    results[position] = _served_from(
-                        row.cached, provider=provider, operation=operation, lookup=lookups[position]
-                    )
         except ProviderError as exc:
-            # No slot in the rate limit: nothing was claimed past this point, nothing asked.
-            for row, _ in claimed:
-                _record_failure([row], exc, started=time.monotonic())
-            claimed = []
-            results = [exc if result is None else result for result in results]
-        if claimed:
-            _call_bulk(
-                provider=provider,
-                operation=operation,
-                lookups=lookups,
-                claimed=claimed,
-                call=call,
-                results=results,
-            )
+            # No slot (the limiter unreachable, the provider paused): nothing of this or the
+            # later requests was asked, so their reservations go and the runs wait.
+            unasked = request + later
+            ProviderCall.objects.filter(id__in=[row.id for row, _ in unasked]).delete()
+            for _, positions in unasked:
+                for position in positions:
+                    results[position] = exc
+            break
+        _call_and_record(
+            provider=provider,
+            lookups=lookups,
+            claimed=request,
+            later=later,
+            call=call,
+            results=results,
+        )
     return results  # type: ignore[return-value]
 
 
-def _call_bulk(*, provider, operation, lookups, claimed, call, results) -> None:
-    bulk_key = hashlib.sha256("|".join(row.idempotency_key for row, _ in claimed).encode())
-    started = time.monotonic()
+def _call_and_record(*, provider, lookups, claimed, later, call, results) -> None:
+    """Ask the vendor about the claimed lookups in one request and record what it said."""
     rows = [row for row, _ in claimed]
+    key = (
+        rows[0].idempotency_key
+        if len(rows) == 1
+        else hashlib.sha256("|".join(row.idempotency_key for row in rows).encode()).hexdigest()
+    )
+    started = time.monotonic()
     try:
-        answers = call(bulk_key.hexdigest(), [positions[0] for _, positions in claimed])
+        answers = call(key, [positions[0] for _, positions in claimed])
     except ProviderError as exc:
         _record_failure(rows, exc, started=started)
         for _, positions in claimed:
@@ -253,54 +288,91 @@ def _call_bulk(*, provider, operation, lookups, claimed, call, results) -> None:
                 results[position] = exc
         return
     except BaseException:
-        _record_interrupted(rows)
+        # Nothing is known of these answers, and the later requests will not be made.
+        _record_interrupted(rows + [row for row, _ in later])
         raise
     if len(answers) != len(claimed):
-        _record_interrupted(rows)
-        raise ValueError(f"{provider} answered {len(answers)} of {len(claimed)} bulk lookups")
+        _record_interrupted(rows + [row for row, _ in later])
+        raise ValueError(f"{provider} answered {len(answers)} of {len(claimed)} lookups")
+    _record_answers(rows, answers, started=started)
     for (row, positions), answer in zip(claimed, answers, strict=True):
-        _record_answer(row, answer, started=started)
         results[positions[0]] = answer, row
-        for position in positions[1:]:
-            results[position] = _served_from(
-                row, provider=provider, operation=operation, lookup=lookups[position]
-            )
+        for position, served in zip(
+            positions[1:],
+            _served_from_many(
+                [row] * (len(positions) - 1),
+                provider=provider,
+                operation=row.operation,
+                lookups=[lookups[position] for position in positions[1:]],
+            ),
+            strict=True,
+        ):
+            results[position] = served
 
 
 def _served_from(
     cached: ProviderCall, *, provider: str, operation: str, lookup: Lookup
 ) -> tuple[ProviderAnswer, ProviderCall]:
-    row = ProviderCall.objects.create(
-        provider=provider,
-        operation=operation,
-        lookup_key_hash=lookup.key_hash,
-        idempotency_key=lookup.idempotency_key(provider=provider, operation=operation),
-        outcome=ProviderCall.Outcome.CACHED,
-        http_status=cached.http_status,
-        cached_from=cached,
-    )
-    return _answer_from(cached), row
+    [served] = _served_from_many([cached], provider=provider, operation=operation, lookups=[lookup])
+    return served
+
+
+def _served_from_many(
+    cached: Sequence[ProviderCall], *, provider: str, operation: str, lookups: Sequence[Lookup]
+) -> list[tuple[ProviderAnswer, ProviderCall]]:
+    """Write a free `cached` row for each lookup served from an earlier answer."""
+    if not cached:
+        return []
+    rows = [
+        ProviderCall(
+            provider=provider,
+            operation=operation,
+            lookup_key_hash=lookup.key_hash,
+            idempotency_key=lookup.idempotency_key(provider=provider, operation=operation),
+            outcome=ProviderCall.Outcome.CACHED,
+            http_status=source.http_status,
+            cached_from=source,
+        )
+        for source, lookup in zip(cached, lookups, strict=True)
+    ]
+    rows_insert(rows)
+    return [(_answer_from(source), row) for source, row in zip(cached, rows, strict=True)]
 
 
 def _record_answer(row: ProviderCall, answer: ProviderAnswer, *, started: float) -> None:
-    row.outcome = ProviderCall.Outcome.HIT if answer.is_hit else ProviderCall.Outcome.MISS
-    row.http_status = answer.http_status
-    row.credits = answer.credits
-    row.response = _stored(answer)
-    row.duration_ms = int((time.monotonic() - started) * 1000)
-    row.save(update_fields=["outcome", "http_status", "credits", "response", "duration_ms"])
+    _record_answers([row], [answer], started=started)
+
+
+def _record_answers(
+    rows: Sequence[ProviderCall], answers: Sequence[ProviderAnswer], *, started: float
+) -> None:
+    duration_ms = int((time.monotonic() - started) * 1000)
+    for row, answer in zip(rows, answers, strict=True):
+        row.outcome = ProviderCall.Outcome.HIT if answer.is_hit else ProviderCall.Outcome.MISS
+        row.http_status = answer.http_status
+        row.credits = answer.credits
+        row.response = _stored(answer)
+        row.duration_ms = duration_ms
+    rows_update(rows, ["outcome", "http_status", "credits", "response", "duration_ms"])
 
 
 def _record_failure(rows: list[ProviderCall], exc: ProviderError, *, started: float) -> None:
-    for row in rows:
-        row.outcome = exc.outcome
-        row.http_status = exc.http_status
-        row.error = str(exc)[:500]
-        row.credits = 0
-        row.duration_ms = int((time.monotonic() - started) * 1000)
-        row.save(update_fields=["outcome", "http_status", "error", "credits", "duration_ms"])
     if not rows:
         return
+    ProviderCall.objects.filter(id__in=[row.id for row in rows]).update(
+        outcome=exc.outcome,
+        http_status=exc.http_status,
+        error=str(exc)[:500],
+        credits=0,
+        duration_ms=int((time.monotonic() - started) * 1000),
+    )
+    for row in rows:
+        row.outcome, row.http_status, row.error, row.credits = (
+            exc.outcome,
+            exc.http_status,
+            str(exc)[:500],
+            0,
+        )
     try:
         if isinstance(exc, RateLimited):
             # The vendor said slow down: every worker stops asking until then.
@@ -353,6 +425,80 @@ class _AnsweredMeanwhile:
         return _answer_from(self.cached), self.row
 
 
+Claim = ProviderCall | _AnsweredMeanwhile | ProviderError
+
+
+def _claim_many(
+    *,
+    provider: str,
+    operation: str,
+    lookups: Sequence[Lookup],
+    hashed: Sequence[_HashedLookup],
+    groups: list[list[int]],
+    config: ProviderConfig | None,
+    expected_credits: float,
+) -> list[tuple[list[int], Claim]]:
+    """Claim each group's lookup (its first position) in one transaction, or, when another
+    caller holds one of them in flight or the budget cannot take them all, one by one."""
+    firsts = [positions[0] for positions in groups]
+    try:
+        with transaction.atomic():
+            budget_check(provider=provider, config=config, credits=expected_credits * len(firsts))
+            rows = [
+                ProviderCall(
+                    provider=provider,
+                    operation=operation,
+                    lookup_key_hash=lookups[first].key_hash,
+                    idempotency_key=hashed[first].idempotency_key,
+                    outcome=ProviderCall.Outcome.PENDING,
+                    credits=expected_credits,
+                )
+                for first in firsts
+            ]
+            rows_insert(rows)
+    except (IntegrityError, BudgetReached):
+        return [
+            (
+                positions,
+                _claim_or_error(
+                    provider, operation, lookups[positions[0]], config, expected_credits
+                ),
+            )
+            for positions in groups
+        ]
+    # A holder may have answered between our look and our insert (after the insert the
+    # one-in-flight index rules it out), so look once more before paying.
+    rechecked = _reusable_many(
+        provider=provider, operation=operation, lookups=[hashed[first] for first in firsts]
+    )
+    claims: list[tuple[list[int], Claim]] = []
+    answered_meanwhile = []
+    for positions, row, cached in zip(groups, rows, rechecked, strict=True):
+        if cached is None:
+            claims.append((positions, row))
+            continue
+        row.outcome, row.credits = ProviderCall.Outcome.CACHED, 0
+        row.http_status, row.cached_from = cached.http_status, cached
+        answered_meanwhile.append(row)
+        claims.append((positions, _AnsweredMeanwhile(cached, row)))
+    if answered_meanwhile:
+        rows_update(answered_meanwhile, ["outcome", "credits", "http_status", "cached_from"])
+    return claims
+
+
+def _claim_or_error(provider, operation, lookup, config, expected_credits) -> Claim:
+    try:
+        return _claim(
+            provider=provider,
+            operation=operation,
+            lookup=lookup,
+            config=config,
+            expected_credits=expected_credits,
+        )
+    except ProviderError as exc:
+        return exc
+
+
 def _claim(
     *,
     provider: str,
@@ -368,10 +514,11 @@ def _claim(
     """
     key_hash = lookup.key_hash
     idempotency_key = lookup.idempotency_key(provider=provider, operation=operation)
+    hashed = lookup.hashed(provider=provider, operation=operation)
     deadline = time.monotonic() + settings.PROVIDER_HTTP_TIMEOUT_SECONDS + 1
     while True:
         # Whoever held the lookup may have answered it since the caller looked.
-        cached = lookup.reusable(provider=provider, operation=operation)
+        [cached] = _reusable_many(provider=provider, operation=operation, lookups=[hashed])
         if cached is not None:
             _, row = _served_from(cached, provider=provider, operation=operation, lookup=lookup)
             return _AnsweredMeanwhile(cached, row)
@@ -391,7 +538,7 @@ def _claim(
         if row is not None:
             # The holder may have answered between our look and our insert (after the insert
             # the one-in-flight index rules it out), so look once more before paying.
-            cached = lookup.reusable(provider=provider, operation=operation)
+            [cached] = _reusable_many(provider=provider, operation=operation, lookups=[hashed])
             if cached is None:
                 return row
             row.outcome = ProviderCall.Outcome.CACHED

@@ -12,31 +12,32 @@ from webhooks.models import Event
 from webhooks.services import subscriptions_for, webhook_event_publish
 
 
-def run_finished_publish(*, run_id: int, state: str) -> None:
-    """lead.enriched when the run ended done; job.completed when it was its job's last."""
-    if state == EnrichmentRun.State.DONE and subscriptions_for(Event.LEAD_ENRICHED):
-        run = EnrichmentRun.objects.get(id=run_id)
-        applied = sorted(
-            set(
-                Observation.objects.filter(run=run, state=Observation.State.APPLIED).values_list(
-                    "field", flat=True
+def runs_finished_publish(*, runs: Sequence[EnrichmentRun]) -> None:
+    """lead.enriched for each run that ended done; job.completed for each job a run was
+    the last of."""
+    done = [run for run in runs if run.state == EnrichmentRun.State.DONE]
+    if done and subscriptions_for(Event.LEAD_ENRICHED):
+        for run in done:
+            applied = sorted(
+                set(
+                    Observation.objects.filter(
+                        run_id=run.id, state=Observation.State.APPLIED
+                    ).values_list("field", flat=True)
                 )
             )
-        )
-        webhook_event_publish(
-            event=Event.LEAD_ENRICHED,
-            payload={
-                "lead_id": run.lead_id,
-                "run_id": run.id,
-                "job_id": run.job_id,
-                "state": state,
-                "fields_applied": applied,
-                "summary": run.summary,
-                "lead_url": f"/api/leads/{run.lead_id}/",
-            },
-        )
-    job_id = EnrichmentRun.objects.filter(id=run_id).values_list("job_id", flat=True).first()
-    if job_id is not None:
+            webhook_event_publish(
+                event=Event.LEAD_ENRICHED,
+                payload={
+                    "lead_id": run.lead_id,
+                    "run_id": run.id,
+                    "job_id": run.job_id,
+                    "state": run.state,
+                    "fields_applied": applied,
+                    "summary": run.summary,
+                    "lead_url": f"/api/leads/{run.lead_id}/",
+                },
+            )
+    for job_id in sorted({run.job_id for run in runs if run.job_id}):
         job_completed_publish(job_id=job_id)
 
 

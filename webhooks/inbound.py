@@ -3,9 +3,10 @@
 A provider gets a one-use callback URL `/webhooks/inbound/<provider>/<public_id>.<secret>/`
 per request. Apollo signs nothing it sends, so the unguessable secret in the URL is the
 proof: only its SHA-256 is stored, compared in constant time. The token is used up with a
-conditional UPDATE in the same transaction that records the answer, so a delivery the
-provider repeats (Apollo retries; its docs ask receivers to be idempotent) is recorded
-once, and one that failed half-way leaves the token open for the retry.
+conditional UPDATE in the same transaction that records the answer and merges its values
+into the token's lead, so a delivery the provider repeats (Apollo retries; its docs ask
+receivers to be idempotent) is recorded and merged once, and one that failed half-way
+leaves the token open for the retry.
 """
 
 import hashlib
@@ -20,8 +21,12 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
+from enrichment.services import lead_candidates_merge
+from leads.models import Lead
+from leads.normalize import InvalidValue, normalize_email, normalize_linkedin_url
 from providers.apollo.adapter import NAME as APOLLO
 from providers.apollo.adapter import _phone_candidate as apollo_phone_candidate
+from providers.base import Candidate
 from webhooks.models import InboundToken
 
 # Compared against when the public id is unknown, so that case takes as long as a wrong
@@ -85,21 +90,40 @@ def inbound_receive(*, provider: str, token: str, payload: Any) -> InboundResult
         claimed = InboundToken.objects.filter(id=row.id, used_at__isnull=True).update(used_at=now)
         if claimed != 1:
             return InboundResult(processed=False)
-        candidates = provider_candidates(provider=provider, payload=payload)
+        people = provider_people(provider=provider, payload=payload)
+        candidates = [
+            {"person_id": person.person_id, **_candidate_record(candidate)}
+            for person in people
+            for candidate in person.candidates
+        ]
+        # In this transaction: a merge that fails rolls the token back open for the retry,
+        # and a repeated delivery, refused by the claim above, merges nothing twice.
+        merge = _merge(token=row, people=people)
         InboundToken.objects.filter(id=row.id).update(
-            payload=payload, result={"candidates": candidates}
+            payload=payload, result={"candidates": candidates, **merge}
         )
     return InboundResult(processed=True, candidates=len(candidates))
 
 
-def provider_candidates(*, provider: str, payload: Any) -> list[dict[str, Any]]:
-    """Return the values the payload states, as candidate dicts; [] for an unknown shape."""
+@dataclass(frozen=True)
+class CallbackPerson:
+    """One person of a callback: the provider's id for them, what identifies them, and the
+    values stated about them."""
+
+    person_id: str
+    candidates: list[Candidate]
+    email: str = ""
+    linkedin_url: str = ""
+
+
+def provider_people(*, provider: str, payload: Any) -> list[CallbackPerson]:
+    """Return the people the payload speaks of; [] for an unknown shape."""
     if provider == APOLLO:
-        return _apollo_candidates(payload)
+        return _apollo_people(payload)
     return []
 
 
-def _apollo_candidates(payload: Any) -> list[dict[str, Any]]:
+def _apollo_people(payload: Any) -> list[CallbackPerson]:
     """Apollo's phone reveal callback: `people` (or one `person`), each with the
     `phone_numbers` its people enrichment would have held, read by the Apollo adapter."""
     if not isinstance(payload, dict):
@@ -112,15 +136,83 @@ def _apollo_candidates(payload: Any) -> list[dict[str, Any]]:
         if not isinstance(person, dict):
             continue
         candidate = apollo_phone_candidate(person.get("phone_numbers"))
-        if candidate is None:
-            continue
         found.append(
-            {
-                "person_id": str(person.get("id") or ""),
-                "field": candidate.field,
-                "value": candidate.value,
-                "confidence": candidate.confidence,
-                "source": candidate.source,
-            }
+            CallbackPerson(
+                person_id=str(person.get("id") or ""),
+                candidates=[candidate] if candidate is not None else [],
+                email=_identity(normalize_email, person.get("email")),
+                linkedin_url=_identity(normalize_linkedin_url, person.get("linkedin_url")),
+            )
         )
     return found
+
+
+def _identity(normalize, value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        return ""
+    try:
+        return normalize(value)
+    except (InvalidValue, ValueError):
+        return ""
+
+
+def _candidate_record(candidate: Candidate) -> dict[str, Any]:
+    return {
+        "field": candidate.field,
+        "value": candidate.value,
+        "confidence": candidate.confidence,
+        "source": candidate.source,
+    }
+
+
+def _merge(*, token: InboundToken, people: list[CallbackPerson]) -> dict[str, Any]:
+    """Merge the values stated about the token's lead into it; return what to record:
+    `merge` (the counts, or None when nothing was merged), `person_id` and `reason`."""
+    lead_id = token.lead_id or (token.run.lead_id if token.run_id else None)
+    if lead_id is None:
+        return {"merge": None, "reason": "the token was issued for no lead"}
+    lead = Lead.objects.filter(id=lead_id).first()
+    if lead is None:
+        return {"merge": None, "reason": f"lead {lead_id} no longer exists"}
+    person, reason = _person_of(lead, people)
+    if person is None:
+        return {"merge": None, "reason": reason}
+    if not person.candidates:
+        return {"merge": None, "person_id": person.person_id, "reason": "no usable value"}
+    # The token ties the answer to its lead, not to the ledger row of the request that
+    # asked for it, so there is no provider call to name as provenance.
+    counts = lead_candidates_merge(lead_id=lead.id, candidates=person.candidates)
+    return {"merge": counts, "person_id": person.person_id, "reason": reason}
+
+
+def _person_of(lead: Lead, people: list[CallbackPerson]) -> tuple[CallbackPerson | None, str]:
+    """Return the person of the callback who is the lead, and why; None when that cannot be
+    told for sure: values about someone else must never land on the lead."""
+    if not people:
+        return None, "the callback names nobody"
+    identified = [person for person in people if _same_person(lead, person) is True]
+    if len(identified) == 1:
+        return identified[0], "the person's email or LinkedIn URL is the lead's"
+    if len(identified) > 1:
+        return None, f"{len(identified)} people of the callback have the lead's identity"
+    if len(people) == 1:
+        # One token is issued per request about one lead: its only answer is that lead,
+        # unless the answer itself says it is someone else.
+        if _same_person(lead, people[0]) is False:
+            return None, "the person's email or LinkedIn URL is not the lead's"
+        return people[0], "the only person of a callback issued for this lead"
+    return None, (
+        f"{len(people)} people in the callback and none carries the lead's email or LinkedIn URL"
+    )
+
+
+def _same_person(lead: Lead, person: CallbackPerson) -> bool | None:
+    """True when an identity both state agrees, False when they state one that differs,
+    None when they have none in common."""
+    verdict = None
+    for ours, theirs in ((lead.email, person.email), (lead.linkedin_url, person.linkedin_url)):
+        if ours and theirs:
+            if ours == theirs:
+                return True
+            verdict = False
+    return verdict

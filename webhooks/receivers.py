@@ -2,13 +2,13 @@
 
 from django.dispatch import receiver
 
-from enrichment.signals import observations_flagged, run_finished
-from webhooks.events import observations_flagged_publish, run_finished_publish
+from enrichment.signals import observations_flagged, runs_finished
+from webhooks.events import observations_flagged_publish, runs_finished_publish
 
 
-@receiver(run_finished, dispatch_uid="webhooks.run_finished")
-def on_run_finished(sender, *, run, state: str, **kwargs) -> None:
-    run_finished_publish(run_id=run.id, state=state)
+@receiver(runs_finished, dispatch_uid="webhooks.runs_finished")
+def on_runs_finished(sender, *, runs, **kwargs) -> None:
+    runs_finished_publish(runs=runs)
 
 
 @receiver(observations_flagged, dispatch_uid="webhooks.observations_flagged")

@@ -137,6 +137,9 @@ else:
         "data_folder_out": str(CELERY_BROKER_FOLDER / "queue"),
         "control_folder": str(CELERY_BROKER_FOLDER / "control"),
         "store_processed": False,
+        # kombu lists the folder once a second by default: a Find Email would wait up to a
+        # second for a worker to notice it. A tenth of a second costs ten cheap listings.
+        "polling_interval": 0.1,
     }
 
 CELERY_TASK_SERIALIZER = "json"
@@ -170,7 +173,7 @@ ENRICHMENT_FRESHNESS_DAYS = env.int("ENRICHMENT_FRESHNESS_DAYS", default=90)
 # Runs sent together travel in messages of this many, so providers with a bulk endpoint
 # answer them in one request (PDL takes 100, Apollo 10). A batch must finish within the
 # task time limits above: with slow vendors, raise those or lower this.
-ENRICHMENT_BATCH_SIZE = env.int("ENRICHMENT_BATCH_SIZE", default=20)
+ENRICHMENT_BATCH_SIZE = env.int("ENRICHMENT_BATCH_SIZE", default=50)
 # Claims after which a run that keeps losing its worker or failing transiently is dead.
 ENRICHMENT_MAX_ATTEMPTS = env.int("ENRICHMENT_MAX_ATTEMPTS", default=3)
 # A transient failure retries after this many seconds, doubled at each attempt (30, 60, …).
@@ -187,6 +190,10 @@ ENRICHMENT_REFRESH_MAX_QUEUED = env.int("ENRICHMENT_REFRESH_MAX_QUEUED", default
 # A field a refresh could not renew (the provider no longer knows it) is tried again after
 # this many days, not at every tick.
 ENRICHMENT_REFRESH_RETRY_DAYS = env.int("ENRICHMENT_REFRESH_RETRY_DAYS", default=30)
+# The lead page's run status waits this long for the run to end before it answers "still
+# running" (and the page asks again at once): the outcome shows the moment it is there.
+# Each waiting page holds a web thread (gunicorn.conf.py) for at most this long.
+RUN_STATUS_WAIT_SECONDS = env.float("RUN_STATUS_WAIT_SECONDS", default=5.0)
 # Score (0-100) from which an enriched lead is high-value: its owner is told once.
 LEAD_HIGH_VALUE_SCORE = env.int("LEAD_HIGH_VALUE_SCORE", default=70)
 # Raw vendor payloads in the ledger are dropped after this many days (GDPR minimisation).

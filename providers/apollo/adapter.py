@@ -144,6 +144,7 @@ class ApolloProvider:
     operations = frozenset({"person_enrich", "company_enrich"})
     fields = frozenset(PERSON_FIELDS + COMPANY_FIELDS)
     person_bulk_size = BULK_SIZE
+    company_bulk_size = 1
 
     def __init__(
         self,

@@ -88,6 +88,7 @@ class HunterProvider:
     operations = frozenset({"person_enrich", "company_enrich", "email_verify"})
     fields = frozenset(PERSON_FIELDS + COMPANY_FIELDS)
     person_bulk_size = 1
+    company_bulk_size = 1
 
     def __init__(
         self,

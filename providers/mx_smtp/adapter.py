@@ -22,6 +22,7 @@ class MxSmtpProvider:
     operations = frozenset({"email_verify"})
     fields = frozenset({"email"})
     person_bulk_size = 1
+    company_bulk_size = 1
 
     def __init__(self, checker: MailboxChecker | None = None) -> None:
         self.checker = checker or MailboxChecker(

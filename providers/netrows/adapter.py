@@ -73,6 +73,7 @@ class NetrowsProvider:
     operations = frozenset({"person_enrich"})
     fields = frozenset(PROFILE_KEYS)
     person_bulk_size = 1
+    company_bulk_size = 1
 
     def __init__(
         self,

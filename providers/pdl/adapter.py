@@ -174,6 +174,7 @@ class PdlProvider:
     operations = frozenset({"person_enrich", "company_enrich"})
     fields = frozenset(PERSON_FIELDS + COMPANY_FIELDS)
     person_bulk_size = BULK_LIMIT
+    company_bulk_size = 1
 
     def __init__(
         self,

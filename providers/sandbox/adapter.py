@@ -26,6 +26,8 @@ from providers.candidates import COMPANY_FIELDS, PERSON_FIELDS, credits_from, ma
 from providers.http import HttpResult, retry_after_seconds
 from providers.sandbox.client import SandboxClient
 from providers.sandbox.server import (
+    COMPANY_BULK_LIMIT,
+    COMPANY_BULK_PATH,
     COMPANY_PATH,
     PERSON_BULK_LIMIT,
     PERSON_BULK_PATH,
@@ -40,6 +42,7 @@ class SandboxProvider:
     operations = frozenset({"person_enrich", "company_enrich"})
     fields = frozenset(PERSON_FIELDS + COMPANY_FIELDS)
     person_bulk_size = PERSON_BULK_LIMIT
+    company_bulk_size = COMPANY_BULK_LIMIT
 
     def __init__(
         self,
@@ -67,13 +70,31 @@ class SandboxProvider:
     ) -> list[ProviderAnswer]:
         if not 1 <= len(queries) <= PERSON_BULK_LIMIT:
             raise Permanent(f"the sandbox takes 1 to {PERSON_BULK_LIMIT} people per bulk request")
-        payload = {"requests": [_person_request(query) for query in queries]}
-        result = self.client.post(PERSON_BULK_PATH, payload, idempotency_key=idempotency_key)
+        requests_ = [_person_request(query) for query in queries]
+        return self._bulk(PERSON_BULK_PATH, requests_, idempotency_key, record="person")
+
+    def company_enrich_bulk(
+        self, domains: Sequence[str], *, idempotency_key: str
+    ) -> list[ProviderAnswer]:
+        if not 1 <= len(domains) <= COMPANY_BULK_LIMIT:
+            raise Permanent(
+                f"the sandbox takes 1 to {COMPANY_BULK_LIMIT} companies per bulk request"
+            )
+        if not all(domains):
+            raise Permanent("a company lookup needs a domain")
+        requests_ = [{"domain": domain} for domain in domains]
+        return self._bulk(COMPANY_BULK_PATH, requests_, idempotency_key, record="company")
+
+    def _bulk(
+        self, path: str, requests_: list[dict], idempotency_key: str, *, record: str
+    ) -> list[ProviderAnswer]:
+        fields = PERSON_FIELDS if record == "person" else COMPANY_FIELDS
+        result = self.client.post(path, {"requests": requests_}, idempotency_key=idempotency_key)
         body = result.body if isinstance(result.body, dict) else {}
         if result.status != 200:
             raise _error(result, body)
         results = body.get("results")
-        if not isinstance(results, list) or len(results) != len(queries):
+        if not isinstance(results, list) or len(results) != len(requests_):
             raise Permanent(
                 "sandbox bulk answer does not pair up with its requests", http_status=200
             )
@@ -93,8 +114,8 @@ class SandboxProvider:
                     body=item,
                     duration_ms=result.duration_ms,
                 ),
-                record="person",
-                fields=PERSON_FIELDS,
+                record=record,
+                fields=fields,
             )
             answer.credits = each if answer.is_hit else 0.0
             answers.append(answer)

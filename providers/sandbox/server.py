@@ -22,6 +22,8 @@ API (every answer is JSON):
 - `POST /v1/company/enrich` `{"domain"}` → 200 `{"company": {<field>: {"value",
   "confidence"}}, "credits": 1}` with company_name, industry, employee_range,
   revenue_range, hq_location, technologies (a list); 404 `{"error": "company not found"}`.
+- `POST /v1/company/bulk` `{"requests": [{"domain"}, …]}` (1 to 100) → 200, results as for
+  people; each company found is billed as if asked alone.
 - With an API key configured, `Authorization: Bearer <key>` or 401.
 - Over the rate limit, 429 with `Retry-After`; injected failures are 503.
 - An `Idempotency-Key` seen before gets the stored answer again with `"credits": 0` and
@@ -70,6 +72,8 @@ PERSON_PATH = "/v1/person/enrich"
 COMPANY_PATH = "/v1/company/enrich"
 PERSON_BULK_PATH = "/v1/person/bulk"
 PERSON_BULK_LIMIT = 100
+COMPANY_BULK_PATH = "/v1/company/bulk"
+COMPANY_BULK_LIMIT = 100
 
 RATE_WINDOW_SECONDS = 60
 # Answers kept for idempotent replay; a long benchmark must not grow the server unbounded.
@@ -424,19 +428,32 @@ def person_enrich(raw: bytes) -> Answer:
 
 def person_bulk(raw: bytes) -> Answer:
     """Answer up to PERSON_BULK_LIMIT person lookups, one result per request, in order."""
+    return _bulk(raw, person_enrich, limit=PERSON_BULK_LIMIT)
+
+
+def company_bulk(raw: bytes) -> Answer:
+    """Answer up to COMPANY_BULK_LIMIT company lookups, one result per request, in order."""
+    return _bulk(raw, company_enrich, limit=COMPANY_BULK_LIMIT)
+
+
+def _bulk(raw: bytes, single: Callable[[bytes], Answer], *, limit: int) -> Answer:
     try:
         requests_ = _json_object(raw).get("requests")
     except _BadRequest as exc:
         return 400, {"error": str(exc)}
-    if not isinstance(requests_, list) or not 1 <= len(requests_) <= PERSON_BULK_LIMIT:
-        return 400, {"error": f"requests must be a list of 1 to {PERSON_BULK_LIMIT} objects"}
+    if not isinstance(requests_, list) or not 1 <= len(requests_) <= limit:
+        return 400, {"error": f"requests must be a list of 1 to {limit} objects"}
     results = []
     for request in requests_:
-        status, body = person_enrich(json.dumps(request).encode())
+        status, body = single(json.dumps(request).encode())
         body.pop("credits", None)
         results.append({"status": status, **body})
     hits = sum(1 for result in results if result["status"] == 200)
     return 200, {"results": results, "credits": hits}
+
+
+# What each bulk endpoint bills its questions as: the single endpoint asked alone.
+_SINGLE_PATH_OF_BULK = {PERSON_BULK_PATH: PERSON_PATH, COMPANY_BULK_PATH: COMPANY_PATH}
 
 
 def billing_keys(path: str, raw: bytes, body: dict[str, Any]) -> list[str]:
@@ -445,10 +462,10 @@ def billing_keys(path: str, raw: bytes, body: dict[str, Any]) -> list[str]:
     A person bought through the bulk endpoint and again alone is two charges, as on a
     vendor's invoice, so the key is the question, not the request that carried it.
     """
-    if path == PERSON_BULK_PATH:
+    if path in _SINGLE_PATH_OF_BULK:
         asked = _json_object(raw)["requests"]
         return [
-            question_key(PERSON_PATH, request)
+            question_key(_SINGLE_PATH_OF_BULK[path], request)
             for request, result in zip(asked, body.get("results", []), strict=True)
             if result.get("status") == 200
         ]
@@ -478,6 +495,7 @@ def company_enrich(raw: bytes) -> Answer:
 ENDPOINTS: dict[str, Callable[[bytes], Answer]] = {
     PERSON_PATH: person_enrich,
     PERSON_BULK_PATH: person_bulk,
+    COMPANY_BULK_PATH: company_bulk,
     COMPANY_PATH: company_enrich,
 }
 

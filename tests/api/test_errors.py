@@ -30,6 +30,17 @@ def test_an_unknown_or_malformed_id_is_a_json_404(sdr, path):
     _error(sdr.get(path), 404)
 
 
+def test_an_unknown_format_is_a_404_that_says_so_not_a_missing_row(sdr):
+    lead = LeadFactory()
+    body = _error(sdr.get(f"/api/leads/{lead.id}/?format=xml"), 404)
+    assert body["message"] == (
+        "There is no 'xml' format here: ask for json with ?format=, or leave it out."
+    )
+    assert _error(sdr.get("/api/leads/99999/?format=json"), 404)["message"].startswith(
+        "There is no lead with id 99999"
+    )
+
+
 def test_a_huge_id_is_a_404_not_a_database_error(sdr):
     _error(sdr.get("/api/leads/99999999999999999999999/"), 404)
     _error(sdr.get("/api/runs/999999999999999999/"), 404)

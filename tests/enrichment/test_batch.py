@@ -9,7 +9,12 @@ from leads.models import Lead
 from providers.base import PersonQuery
 from providers.models import ProviderCall
 from providers.sandbox.adapter import SandboxProvider
-from providers.sandbox.server import COMPANY_PATH, PERSON_BULK_PATH, PERSON_PATH
+from providers.sandbox.server import (
+    COMPANY_BULK_PATH,
+    COMPANY_PATH,
+    PERSON_BULK_PATH,
+    PERSON_PATH,
+)
 from tests.factories import CompanyFactory, LeadFactory
 
 pytestmark = pytest.mark.django_db
@@ -103,7 +108,7 @@ def test_duplicates_in_one_batch_are_bought_once(sandbox):
     )
     assert outcomes in (["cached", "hit"], ["cached", "miss"])
     assert max(sandbox.billed.values(), default=1) == 1
-    assert sandbox.requests[PERSON_PATH] == 0
+    assert sandbox.requests[PERSON_PATH] + sandbox.requests[PERSON_BULK_PATH] == 1
 
 
 def test_a_failed_bulk_request_is_each_runs_error_and_nobody_pays(sandbox):
@@ -164,9 +169,16 @@ def test_pdl_answers_a_batch_through_its_bulk_endpoint(settings):
     assert ProviderCall.objects.filter(provider="pdl", outcome="miss", credits=0).count() == 1
 
 
-def test_company_lookups_stay_single_requests(sandbox):
+def test_company_lookups_go_out_in_one_bulk_request_billed_per_company(sandbox):
     runs = _runs(_leads(4, "coonly"), fields=["industry"])
     sandbox.requests.clear()
-    runs_execute_batch(run_ids=[run.id for run in runs])
-    assert sandbox.requests[COMPANY_PATH] == 4
-    assert sandbox.requests[PERSON_BULK_PATH] == 0
+    sandbox.billed.clear()
+    finished = runs_execute_batch(run_ids=[run.id for run in runs])
+    assert sandbox.requests[COMPANY_BULK_PATH] == 1
+    assert sandbox.requests[COMPANY_PATH] == sandbox.requests[PERSON_BULK_PATH] == 0
+    # Each company is billed as if asked alone, once, and its row in the ledger says so.
+    assert sorted(sandbox.billed.values()) == [1, 1, 1, 1]
+    rows = ProviderCall.objects.filter(operation="company_enrich")
+    assert sorted(rows.values_list("outcome", flat=True)) == ["hit"] * 4
+    assert sum(row.credits for row in rows) == 4
+    assert {run.state for run in finished} <= {"done", "not_found"} and len(finished) == 4

@@ -9,7 +9,7 @@ from django.core import mail
 from enrichment.models import EnrichmentRun, IcpRule
 from enrichment.priority import lead_score, priority_for
 from enrichment.services import runs_create
-from enrichment.signals import run_finished
+from enrichment.signals import runs_finished
 from leads.models import Lead
 from tests.factories import CompanyFactory, LeadFactory
 
@@ -82,7 +82,7 @@ def test_messages_carry_the_priority_and_high_value_leads_are_taken_first(
 
 def _finish(lead: Lead, state: str = EnrichmentRun.State.DONE) -> EnrichmentRun:
     run = EnrichmentRun.objects.create(lead=lead, trigger="create", state=state)
-    run_finished.send(sender=EnrichmentRun, run=run, state=state)
+    runs_finished.send(sender=EnrichmentRun, runs=[run])
     return run
 
 

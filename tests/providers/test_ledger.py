@@ -155,11 +155,11 @@ def test_an_answer_landing_between_the_cache_look_and_the_claim_is_not_paid_agai
         outcome="pending",
         credits=1,
     )
-    real_reusable_answer = ledger.reusable_answer
+    real_reusable_many = ledger._reusable_many
     looks = []
 
-    def reusable_answer(**kwargs):
-        found = real_reusable_answer(**kwargs)
+    def reusable_many(**kwargs):
+        found = real_reusable_many(**kwargs)
         looks.append(found)
         if len(looks) == 2:  # the look inside _claim, just before the insert
             ProviderCall.objects.filter(id=in_flight.id).update(
@@ -167,7 +167,7 @@ def test_an_answer_landing_between_the_cache_look_and_the_claim_is_not_paid_agai
             )
         return found
 
-    monkeypatch.setattr(ledger, "reusable_answer", reusable_answer)
+    monkeypatch.setattr(ledger, "_reusable_many", reusable_many)
     calls = []
     _, row = ask(calls=calls)
     assert calls == []

@@ -6,7 +6,7 @@ import pytest
 from django.utils import timezone
 
 from enrichment.models import EnrichmentJob, EnrichmentRun, Observation
-from enrichment.signals import observations_flagged, run_finished
+from enrichment.signals import observations_flagged, runs_finished
 from tests.factories import LeadFactory, ObservationFactory
 from webhooks.models import Delivery
 
@@ -26,7 +26,7 @@ def test_a_run_finished_done_publishes_lead_enriched_without_values(subscribe, r
         lead=lead, trigger="manual", state="done", summary={"applied": 1, "pending_review": 0}
     )
     ObservationFactory(lead=lead, run=run, field="job_title", value="CTO", state="applied")
-    run_finished.send(sender=EnrichmentRun, run=run, state="done")
+    runs_finished.send(sender=EnrichmentRun, runs=[run])
     (event,) = _events("lead.enriched")
     assert event["type"] == "lead.enriched"
     assert event["data"]["lead_id"] == lead.id
@@ -40,7 +40,7 @@ def test_a_run_finished_done_publishes_lead_enriched_without_values(subscribe, r
 def test_other_endings_publish_no_lead_enriched(subscribe, receiver, state):
     subscribe(receiver.url, events=ALL_EVENTS)
     run = EnrichmentRun.objects.create(lead=LeadFactory(), trigger="manual", state=state)
-    run_finished.send(sender=EnrichmentRun, run=run, state=state)
+    runs_finished.send(sender=EnrichmentRun, runs=[run])
     assert not Delivery.objects.exists()
 
 
@@ -52,14 +52,14 @@ def test_job_completed_is_published_once_when_the_counters_reach_the_total(subsc
         for _ in range(2)
     ]
     EnrichmentJob.objects.filter(id=job.id).update(done=1, enriched=1)
-    run_finished.send(sender=EnrichmentRun, run=runs[0], state="done")
+    runs_finished.send(sender=EnrichmentRun, runs=[runs[0]])
     assert _events("job.completed") == []
     EnrichmentJob.objects.filter(id=job.id).update(
         done=2, enriched=1, not_found=1, finished_at=timezone.now()
     )
-    run_finished.send(sender=EnrichmentRun, run=runs[1], state="not_found")
+    runs_finished.send(sender=EnrichmentRun, runs=[runs[1]])
     # A late or repeated signal for the same job sends nothing more.
-    run_finished.send(sender=EnrichmentRun, run=runs[0], state="done")
+    runs_finished.send(sender=EnrichmentRun, runs=[runs[0]])
     (event,) = _events("job.completed")
     assert event["data"]["job_id"] == job.id
     assert event["data"]["done"] == event["data"]["total"] == 2
@@ -82,6 +82,6 @@ def test_observations_flagged_publishes_the_pending_ones(subscribe, receiver):
 
 def test_without_subscriptions_nothing_is_written(receiver):
     run = EnrichmentRun.objects.create(lead=LeadFactory(), trigger="manual", state="done")
-    run_finished.send(sender=EnrichmentRun, run=run, state="done")
+    runs_finished.send(sender=EnrichmentRun, runs=[run])
     observations_flagged.send(sender=Observation, observations=[ObservationFactory()])
     assert not Delivery.objects.exists()

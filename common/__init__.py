@@ -1,0 +1,1 @@
+"""Small helpers shared by the apps; no models, no settings."""
