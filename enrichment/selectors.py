@@ -39,16 +39,40 @@ def current_observations(subject: Lead | Company) -> dict[str, Observation]:
 
 def current_observations_many(kind: str, ids: Iterable[int]) -> dict[int, dict[str, Observation]]:
     """`current_observations` for many leads or companies (`kind`) in one query."""
-    newest: dict[int, dict[str, Observation]] = defaultdict(dict)
-    ids = set(ids)
-    if not ids:
-        return newest
-    rows = Observation.objects.filter(
-        **{f"{kind}_id__in": ids}, state__in=Observation.CURRENT_STATES
-    ).order_by(f"{kind}_id", "field", "-observed_at", "-id")
-    for observation in rows:
-        newest[getattr(observation, f"{kind}_id")].setdefault(observation.field, observation)
+    by_kind = current_observations_of(**{f"{kind}_ids": ids})
+    return by_kind[kind]
+
+
+def current_observations_of(
+    *, lead_ids: Iterable[int] = (), company_ids: Iterable[int] = ()
+) -> dict[str, defaultdict[int, dict[str, Observation]]]:
+    """`current_observations` for many leads and companies in one query, by kind ("lead",
+    "company") and id."""
+    newest: dict[str, defaultdict[int, dict[str, Observation]]] = {
+        "lead": defaultdict(dict),
+        "company": defaultdict(dict),
+    }
+    for observation in _observations_of(lead_ids, company_ids, Observation.CURRENT_STATES).order_by(
+        "field", "-observed_at", "-id"
+    ):
+        kind, subject_id = _subject_of(observation)
+        newest[kind][subject_id].setdefault(observation.field, observation)
     return newest
+
+
+def _observations_of(lead_ids: Iterable[int], company_ids: Iterable[int], states):
+    lead_ids, company_ids = set(lead_ids), set(company_ids)
+    if not (lead_ids or company_ids):
+        return Observation.objects.none()
+    return Observation.objects.filter(
+        Q(lead_id__in=lead_ids) | Q(company_id__in=company_ids), state__in=states
+    )
+
+
+def _subject_of(observation: Observation) -> tuple[str, int]:
+    if observation.lead_id is not None:
+        return "lead", observation.lead_id
+    return "company", observation.company_id
 
 
 def current_values(
@@ -95,22 +119,24 @@ def fields_needing_data(
 
 def rejected_proposals(subject: Lead | Company) -> frozenset[tuple[str, str, str]]:
     kind = "lead" if isinstance(subject, Lead) else "company"
-    return proposals_many(kind, [subject.id], state=Observation.State.REJECTED)[subject.id]
+    proposals = proposals_of(**{f"{kind}_ids": [subject.id]})
+    return frozenset(proposals[Observation.State.REJECTED][kind][subject.id])
 
 
-def proposals_many(
-    kind: str, ids: Iterable[int], *, state: str
-) -> defaultdict[int, frozenset[tuple[str, str, str]]]:
-    """Return, per lead or company, the (field, source, value key) of its observations in
-    `state`: the rejected ones are never proposed again, the pending ones not twice."""
-    found: defaultdict[int, set] = defaultdict(set)
-    ids = set(ids)
-    if ids:
-        for subject_id, field_name, source, value in Observation.objects.filter(
-            **{f"{kind}_id__in": ids}, state=state
-        ).values_list(f"{kind}_id", "field", "source", "value"):
-            found[subject_id].add((field_name, source, value_key(value)))
-    return defaultdict(frozenset, {key: frozenset(value) for key, value in found.items()})
+def proposals_of(
+    *, lead_ids: Iterable[int] = (), company_ids: Iterable[int] = ()
+) -> dict[str, dict[str, defaultdict[int, set[tuple[str, str, str]]]]]:
+    """Return the (field, source, value key) of the rejected and the pending observations,
+    by state, kind ("lead", "company") and id, in one query: a rejected value is never
+    proposed again by its source, a pending one not twice."""
+    states = [Observation.State.REJECTED, Observation.State.PENDING_REVIEW]
+    found = {state: {"lead": defaultdict(set), "company": defaultdict(set)} for state in states}
+    for lead_id, company_id, state, field_name, source, value in _observations_of(
+        lead_ids, company_ids, states
+    ).values_list("lead_id", "company_id", "state", "field", "source", "value"):
+        kind, subject_id = ("lead", lead_id) if lead_id is not None else ("company", company_id)
+        found[state][kind][subject_id].add((field_name, source, value_key(value)))
+    return found
 
 
 def lead_suppression(lead: Lead) -> Suppression | None:
@@ -165,11 +191,13 @@ class GateContext:
 
     @classmethod
     def read(cls, leads: Sequence[Lead]) -> "GateContext":
+        observations = current_observations_of(
+            lead_ids=[lead.id for lead in leads],
+            company_ids=[lead.company_id for lead in leads if lead.company_id],
+        )
         return cls(
-            lead_observations=current_observations_many("lead", [lead.id for lead in leads]),
-            company_observations=current_observations_many(
-                "company", [lead.company_id for lead in leads if lead.company_id]
-            ),
+            lead_observations=observations["lead"],
+            company_observations=observations["company"],
             suppressions=lead_suppressions(leads),
             icp_rules=icp_rules_active(),
             email_patterns=companies_email_patterns(

@@ -17,7 +17,7 @@ from common.db import rows_insert, rows_update
 from enrichment.fields import COMPANY_FIELDS, FIELDS, LEAD_FIELDS
 from enrichment.merge import Decision, MergeInput, Outcome, Thresholds, decide, value_key
 from enrichment.models import EnrichmentRun, Observation
-from enrichment.selectors import current_observations_many, current_values, proposals_many
+from enrichment.selectors import current_observations_of, current_values, proposals_of
 from enrichment.signals import observations_flagged
 from leads.models import Company, Lead
 from providers.base import Candidate
@@ -106,18 +106,10 @@ class _Batch:
         for lead in leads.values():
             if lead.company_id in companies:
                 lead.company = companies[lead.company_id]
-        self.observations = {
-            "lead": current_observations_many("lead", leads),
-            "company": current_observations_many("company", companies),
-        }
-        self.rejected = {
-            "lead": proposals_many("lead", leads, state=Observation.State.REJECTED),
-            "company": proposals_many("company", companies, state=Observation.State.REJECTED),
-        }
-        self.pending = {
-            "lead": proposals_many("lead", leads, state=Observation.State.PENDING_REVIEW),
-            "company": proposals_many("company", companies, state=Observation.State.PENDING_REVIEW),
-        }
+        self.observations = current_observations_of(lead_ids=leads, company_ids=companies)
+        proposals = proposals_of(lead_ids=leads, company_ids=companies)
+        self.rejected = proposals[Observation.State.REJECTED]
+        self.pending = proposals[Observation.State.PENDING_REVIEW]
         self.email_owners = self._email_owners(leads)
 
         results: list[dict | Exception] = []
@@ -168,11 +160,11 @@ class _Batch:
                     current=current_values(subject, observations),
                     candidates=candidates,
                     thresholds=self.thresholds,
-                    rejected=self.rejected[kind][subject.id],
+                    rejected=frozenset(self.rejected[kind][subject.id]),
                     company_domain=company_domain(subject),
                 )
             )
-            pending = self.pending[kind][subject.id]
+            pending = self.pending[kind][subject.id]  # a set, grown as values go to review
             for decision in decisions:
                 candidate = decision.candidate
                 key = (candidate.field, candidate.source, value_key(candidate.value))
@@ -183,10 +175,9 @@ class _Batch:
                 if not (decision.outcome is Outcome.PENDING_REVIEW and key in pending):
                     self._record(kind, subject, decision, proposal, observations)
                 if decision.outcome is Outcome.PENDING_REVIEW:
-                    pending = pending | {key}
+                    pending.add(key)
                 if candidate.confidence is not None:
                     summary[decision.outcome.value] += 1
-            self.pending[kind][subject.id] = pending
             subject.last_enriched_at = self.now
             self.changed[(kind, subject.id)] = subject
         return summary
