@@ -803,17 +803,18 @@ def runs_sweep() -> SweepResult:
         )
 
     due = runs_unsent(requeue_after=timedelta(seconds=settings.ENRICHMENT_REQUEUE_AFTER_SECONDS))
-    sent = []
-    for run_id in due:
-        # Conditional, so two sweeps running at once do not both send the same run.
-        if (
-            EnrichmentRun.objects.filter(id=run_id, state=EnrichmentRun.State.QUEUED)
+    with transaction.atomic():
+        # Locked and checked again, so two sweeps running at once do not both send a run: the
+        # second skips the rows the first holds, and finds them sent once it commits.
+        sent = list(
+            EnrichmentRun.objects.select_for_update(skip_locked=True)
+            .filter(id__in=due, state=EnrichmentRun.State.QUEUED)
             .exclude(
                 enqueued_at__gte=now - timedelta(seconds=settings.ENRICHMENT_REQUEUE_AFTER_SECONDS)
             )
-            .update(enqueued_at=now)
-        ):
-            sent.append(run_id)
+            .values_list("id", flat=True)
+        )
+        EnrichmentRun.objects.filter(id__in=sent).update(enqueued_at=now)
     _send(sent)
     return SweepResult(requeued=requeued, dead=dead, sent=len(sent))
 
