@@ -126,10 +126,14 @@ def rejected_proposals(subject: Lead | Company) -> frozenset[tuple[str, str, str
 def proposals_of(
     *, lead_ids: Iterable[int] = (), company_ids: Iterable[int] = ()
 ) -> dict[str, dict[str, defaultdict[int, set[tuple[str, str, str]]]]]:
-    """Return the (field, source, value key) of the rejected and the pending observations,
-    by state, kind ("lead", "company") and id, in one query: a rejected value is never
-    proposed again by its source, a pending one not twice."""
-    states = [Observation.State.REJECTED, Observation.State.PENDING_REVIEW]
+    """Return the (field, source, value key) of the rejected, pending and discarded
+    observations, by state, kind ("lead", "company") and id, in one query: a rejected value
+    is never proposed again by its source, a pending or discarded one not written twice."""
+    states = [
+        Observation.State.REJECTED,
+        Observation.State.PENDING_REVIEW,
+        Observation.State.DISCARDED,
+    ]
     found = {state: {"lead": defaultdict(set), "company": defaultdict(set)} for state in states}
     for lead_id, company_id, state, field_name, source, value in _observations_of(
         lead_ids, company_ids, states

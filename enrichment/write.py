@@ -109,7 +109,10 @@ class _Batch:
         self.observations = current_observations_of(lead_ids=leads, company_ids=companies)
         proposals = proposals_of(lead_ids=leads, company_ids=companies)
         self.rejected = proposals[Observation.State.REJECTED]
-        self.pending = proposals[Observation.State.PENDING_REVIEW]
+        self.unchanged = {
+            Outcome.PENDING_REVIEW: proposals[Observation.State.PENDING_REVIEW],
+            Outcome.DISCARDED: proposals[Observation.State.DISCARDED],
+        }
         self.email_owners = self._email_owners(leads)
 
         results: list[dict | Exception] = []
@@ -164,18 +167,20 @@ class _Batch:
                     company_domain=company_domain(subject),
                 )
             )
-            pending = self.pending[kind][subject.id]  # a set, grown as values go to review
             for decision in decisions:
                 candidate = decision.candidate
                 key = (candidate.field, candidate.source, value_key(candidate.value))
                 if kind == "lead":
                     decision = self._unique_email_guard(lead, decision)
-                # The same value from the same source already waiting for a reviewer is
-                # counted, not written again: a second copy would only lengthen the queue.
-                if not (decision.outcome is Outcome.PENDING_REVIEW and key in pending):
+                # The same value from the same source already waiting for a reviewer, or
+                # already set aside, is counted, not written again: a second copy would only
+                # lengthen the queue and the history (a rerun answered from the cache).
+                held = self.unchanged.get(decision.outcome)
+                if held is None:
                     self._record(kind, subject, decision, proposal, observations)
-                if decision.outcome is Outcome.PENDING_REVIEW:
-                    pending.add(key)
+                elif key not in held[kind][subject.id]:
+                    held[kind][subject.id].add(key)
+                    self._record(kind, subject, decision, proposal, observations)
                 if candidate.confidence is not None:
                     summary[decision.outcome.value] += 1
             subject.last_enriched_at = self.now

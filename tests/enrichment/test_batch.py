@@ -182,3 +182,21 @@ def test_company_lookups_go_out_in_one_bulk_request_billed_per_company(sandbox):
     assert sorted(rows.values_list("outcome", flat=True)) == ["hit"] * 4
     assert sum(row.credits for row in rows) == 4
     assert {run.state for run in finished} <= {"done", "not_found"} and len(finished) == 4
+
+
+def test_a_batch_run_again_writes_no_second_copy_of_what_waits_or_was_set_aside(sandbox):
+    leads = _leads(12, "again")
+    runs_execute_batch(run_ids=[run.id for run in _runs(leads)])
+    held = ["pending_review", "discarded"]
+    first = Observation.objects.filter(state__in=held).count()
+    assert first > 0, "nothing to review or discard: the test would prove nothing"
+    sandbox.requests.clear()
+
+    again = runs_execute_batch(run_ids=[run.id for run in _runs(leads)])
+
+    assert sum(sandbox.requests.values()) == 0, "the rerun was answered from the cache"
+    assert Observation.objects.filter(state__in=held).count() == first
+    # The rerun still reports what waits for a reviewer.
+    assert sum(run.summary.get("pending_review", 0) for run in again) == (
+        Observation.objects.filter(state="pending_review").count()
+    )
