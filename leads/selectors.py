@@ -8,6 +8,7 @@ The lead pages are where leads meet their enrichment, so unlike the rest of `lea
 reads use enrichment's observations.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
@@ -16,9 +17,16 @@ from django.db.models.functions import Concat, Lower
 from django.utils import timezone
 
 from enrichment.fields import COMPANY_FIELDS, FIELDS, LEAD_FIELDS
+from enrichment.icp import icp_rules_active
 from enrichment.merge import value_key
 from enrichment.models import EnrichmentRun, Observation
-from enrichment.selectors import RECORD_SOURCE, lead_plan, observation_is_lock
+from enrichment.selectors import (
+    RECORD_SOURCE,
+    GateContext,
+    lead_plan,
+    lead_suppressions,
+    observation_is_lock,
+)
 from leads.models import Company, Lead
 from leads.normalize import is_webmail_domain
 
@@ -261,16 +269,63 @@ class LeadSheet:
     @property
     def find_email_can_help(self) -> bool:
         """A name and a company domain to search with, and no valid or locked email yet."""
-        lead = self.lead
-        email = self.email_row
-        has_identity = bool(
-            lead.first_name
-            and lead.last_name
-            and lead.company_id
-            and not is_webmail_domain(lead.company.domain)
+        return _find_email_can_help(self.lead, email_locked=lambda: self.email_row.locked)
+
+
+def _find_email_can_help(lead: Lead, *, email_locked: Callable[[], bool]) -> bool:
+    """The rule behind the Find Email button; `email_locked` is asked last, and only when
+    the answer depends on it (it may cost a query)."""
+    has_identity = bool(
+        lead.first_name
+        and lead.last_name
+        and lead.company_id
+        and not is_webmail_domain(lead.company.domain)
+    )
+    has_good_email = bool(lead.email) and lead.email_verification == "valid"
+    return has_identity and not has_good_email and not email_locked()
+
+
+# What the Find Email button's rule reads of a lead (and its company).
+_FIND_EMAIL_COLUMNS = (
+    "first_name",
+    "last_name",
+    "email",
+    "email_verification",
+    "company_id",
+    "company__domain",
+)
+
+
+def leads_for_find_email() -> QuerySet[Lead]:
+    """Leads with only the columns `find_email_can_help` reads, their company joined."""
+    return Lead.objects.select_related("company").only(*_FIND_EMAIL_COLUMNS)
+
+
+def find_email_can_help(lead: Lead) -> bool:
+    """`LeadSheet.find_email_can_help` without reading the sheet: the lead and its company
+    (from `leads_for_find_email`), and one query more only for a lead that has an email
+    a person may have locked."""
+
+    def email_locked() -> bool:
+        if not lead.email:
+            return False
+        # The email row's current observation (see _field_rows): the newest applied or
+        # approved one, locking only while the lead still holds its value.
+        current = (
+            Observation.objects.filter(
+                lead=lead, field="email", state__in=Observation.CURRENT_STATES
+            )
+            .order_by("-observed_at", "-id")
+            .only("value", "state", "source")
+            .first()
         )
-        has_good_email = bool(lead.email) and lead.email_verification == "valid"
-        return has_identity and not has_good_email and not email.locked
+        return (
+            current is not None
+            and value_key(current.value) == value_key(lead.email)
+            and observation_is_lock(current)
+        )
+
+    return _find_email_can_help(lead, email_locked=email_locked)
 
 
 _VERIFICATION_LABELS = dict(Lead.EmailVerification.choices)
@@ -376,8 +431,45 @@ def _not_enriched(
     return None
 
 
-def lead_sheet(lead: Lead) -> LeadSheet:
-    """Return everything the lead page shows about one lead and its company."""
+def _gate_context(lead: Lead, observations: list[Observation]) -> GateContext:
+    """What the gate reads for this lead, its current values taken from the observations
+    the sheet has read already (newest first): two queries (suppressions, ICP rules)
+    instead of four. The learned email patterns only shape the pattern finder's guess,
+    never the gate's verdict, so the page leaves them out."""
+    lead_current: dict[str, Observation] = {}
+    company_current: dict[str, Observation] = {}
+    for observation in observations:
+        if observation.state in Observation.CURRENT_STATES:
+            # As enrichment.selectors.current_observations_of: the lead's own, else its
+            # company's; the newest of each field.
+            mine = lead_current if observation.lead_id is not None else company_current
+            mine.setdefault(observation.field, observation)
+    return GateContext(
+        lead_observations={lead.id: lead_current},
+        company_observations={lead.company_id: company_current} if lead.company_id else {},
+        suppressions=lead_suppressions([lead]),
+        icp_rules=icp_rules_active(),
+        email_patterns={},
+    )
+
+
+# The lead page shows the run in flight and the last one over: both among the newest few.
+RECENT_RUNS = 5
+
+
+def runs_recent(lead_id: int) -> list[EnrichmentRun]:
+    """Return the lead's newest runs, newest first, each with the lead (company and owner)
+    joined: a run's status answer reads its run, its lead and the sheet's runs at once."""
+    return list(
+        EnrichmentRun.objects.filter(lead_id=lead_id)
+        .select_related("lead__company", "lead__owner")
+        .order_by("-created_at", "-id")[:RECENT_RUNS]
+    )
+
+
+def lead_sheet(lead: Lead, *, recent_runs: list[EnrichmentRun] | None = None) -> LeadSheet:
+    """Return everything the lead page shows about one lead and its company; pass
+    `recent_runs` (from `runs_recent`) when they are read already."""
     about = Q(lead=lead)
     if lead.company_id:
         about |= Q(company_id=lead.company_id)
@@ -388,13 +480,17 @@ def lead_sheet(lead: Lead) -> LeadSheet:
     )
     lead_observations = [o for o in observations if o.lead_id == lead.id]
     company_observations = [o for o in observations if o.company_id]
-    runs = list(EnrichmentRun.objects.filter(lead=lead).order_by("-created_at", "-id")[:5])
+    runs = recent_runs
+    if runs is None:
+        runs = list(
+            EnrichmentRun.objects.filter(lead=lead).order_by("-created_at", "-id")[:RECENT_RUNS]
+        )
     in_flight = next(
         (r for r in runs if r.state in (EnrichmentRun.State.QUEUED, EnrichmentRun.State.RUNNING)),
         None,
     )
     last = next((r for r in runs if r.is_terminal), None)
-    plan = lead_plan(lead, list(FIELDS))
+    plan = lead_plan(lead, list(FIELDS), _gate_context(lead, observations))
     lead_fields = _field_rows(lead, LEAD_FIELDS, lead_observations)
     company_fields = (
         _field_rows(lead.company, COMPANY_FIELDS, company_observations) if lead.company_id else []

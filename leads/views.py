@@ -33,11 +33,15 @@ from leads.models import Lead
 from leads.normalize import InvalidValue
 from leads.selectors import (
     SORTS,
+    LeadSheet,
+    find_email_can_help,
     lead_sheet,
     leads_filtered,
+    leads_for_find_email,
     leads_with_pending_review,
     page_of,
     run_outcome,
+    runs_recent,
 )
 
 REVIEW_PERMISSION = "enrichment.change_reviewitem"
@@ -88,8 +92,9 @@ def lead_list(request: HttpRequest) -> HttpResponse:
 # --- The lead page ----------------------------------------------------------------------
 
 
-def _sheet_context(request: HttpRequest, lead: Lead) -> dict:
-    sheet = lead_sheet(lead)
+def _sheet_context(request: HttpRequest, lead: Lead, sheet: LeadSheet | None = None) -> dict:
+    if sheet is None:
+        sheet = lead_sheet(lead)
     user = request.user
     return {
         "lead": lead,
@@ -135,8 +140,9 @@ def _after_run_started(request: HttpRequest, lead: Lead, run, message: str) -> H
 @login_required
 @permission_required("enrichment.add_enrichmentrun", raise_exception=True)
 def lead_find_email(request: HttpRequest, pk: int) -> HttpResponse:
-    lead = _lead(pk)
-    if not lead_sheet(lead).find_email_can_help:
+    # The button's rule from a few columns, not the whole sheet: the click is on the clock.
+    lead = get_object_or_404(leads_for_find_email(), pk=pk)
+    if not find_email_can_help(lead):
         message = (
             "Find Email needs a first name, a last name and a company domain, and no valid "
             "or locked email yet."
@@ -158,30 +164,46 @@ def lead_reenrich(request: HttpRequest, pk: int) -> HttpResponse:
     return _after_run_started(request, lead, run, "Enriching this lead…")
 
 
+def _run_and_recent(pk: int, run_id: int) -> tuple[EnrichmentRun, list[EnrichmentRun]]:
+    """The run with its lead, and the lead's newest runs for the sheet: one query."""
+    recent = runs_recent(pk)
+    run = next((r for r in recent if r.id == run_id), None)
+    if run is None:
+        # Older than the newest few, or not this lead's.
+        run = get_object_or_404(
+            EnrichmentRun.objects.select_related("lead__company", "lead__owner"),
+            pk=run_id,
+            lead_id=pk,
+        )
+    return run, recent
+
+
 @require_GET
 @login_required
 @permission_required("leads.view_lead", raise_exception=True)
 def lead_run_status(request: HttpRequest, pk: int, run_id: int) -> HttpResponse:
     """The fragment a page asks for while a run is going: a long poll that answers when the
-    run is over, with the outcome and (retargeted) the refreshed lead, or after
+    run is over, with the outcome and what the run changed, or after
     RUN_STATUS_WAIT_SECONDS with the running fragment, which asks again at once."""
-    lead = _lead(pk)
-    run = get_object_or_404(EnrichmentRun, pk=run_id, lead=lead)
+    run, recent = _run_and_recent(pk, run_id)
     if not _is_htmx(request):
-        return redirect("leads:detail", pk=lead.pk)
+        return redirect("leads:detail", pk=pk)
     if not run.is_terminal and run_wait_over(
         run_id=run.id, timeout=settings.RUN_STATUS_WAIT_SECONDS
     ):
         # Over meanwhile: read both again, the run wrote the lead.
-        lead = _lead(pk)
-        run = get_object_or_404(EnrichmentRun, pk=run_id, lead=lead)
+        run, recent = _run_and_recent(pk, run_id)
+    lead = run.lead
     if not run.is_terminal:
         # Still going: the same fragment, which asks again at once; no sheet to read.
         return render(request, "leads/_run_status.html", {"lead": lead, "run": run})
-    context = _sheet_context(request, lead)
+    context = _sheet_context(request, lead, lead_sheet(lead, recent_runs=recent))
     context["run"] = run
-    # Over: the outcome, and the whole lead refreshed around it (new values, badges).
     context["outcome"] = run_outcome(run, context["sheet"])
+    if run.trigger == EnrichmentRun.Trigger.FIND_EMAIL:
+        # The outcome, and out of band only the parts of the page such a run changes.
+        return render(request, "leads/_find_email_done.html", context)
+    # Over: the outcome, and the whole lead refreshed around it (new values, badges).
     response = render(request, "leads/_body.html", context)
     response["HX-Retarget"] = "#lead-body"
     response["HX-Reswap"] = "outerHTML"

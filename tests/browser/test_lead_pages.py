@@ -50,6 +50,12 @@ def test_an_sdr_finds_an_email_and_sees_it_arrive_without_a_reload(
     assert page.evaluate("window.__sameDocument") is True
     # The button is gone once there is a valid email: it could not help any more.
     expect(page.locator("#find-email")).to_have_count(0)
+    # The parts the run changed came out of band, each in place of its old self.
+    expect(page.locator("#head-email")).to_have_text(lead.email)
+    expect(page.locator("#lead-record")).to_contain_text("Find Email: done")
+    for part in ("#lead-head", "#field-email", "#lead-notices", "#lead-record", "#run-status"):
+        expect(page.locator(part)).to_have_count(1)
+    expect(page.locator("[hx-swap-oob]")).to_have_count(0)
     print(f"\nFind Email: click to email on the page in {elapsed:.1f}s")
 
 
