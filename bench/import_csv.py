@@ -116,6 +116,22 @@ def _recreate_database() -> None:
         conn.execute(f"CREATE DATABASE {BENCH_DB}")
 
 
+def _cpu_seconds(connection) -> tuple[float, float, float]:
+    """CPU seconds used so far by this process, its finished child processes, and the
+    PostgreSQL backend serving the connection (read from /proc, so 0 for a server on
+    another machine)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        (pid,) = cursor.fetchone()
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        backend = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except OSError:
+        backend = 0.0
+    times = os.times()
+    return times.user + times.system, times.children_user + times.children_system, backend
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=100_000)
@@ -192,12 +208,14 @@ def main() -> None:
     with connection.cursor() as cursor:
         cursor.execute("TRUNCATE leads_lead, leads_company RESTART IDENTITY CASCADE")
 
+    cpu_before = _cpu_seconds(connection)
     started = time.perf_counter()
     report = import_leads_csv(
         path=big, source="bench", report_path=workdir / "invalid.csv", workers=args.workers
     )
     fast_seconds = time.perf_counter() - started
     fast_rate = report.total / fast_seconds
+    cpu = [b - a for a, b in zip(cpu_before, _cpu_seconds(connection), strict=True)]
 
     started = time.perf_counter()
     again = import_leads_csv(
@@ -211,6 +229,12 @@ def main() -> None:
         f"{fast_seconds:.2f} s = "
         f"{fast_rate:,.0f} rows/s (created {report.created}, duplicate {report.duplicate}, "
         f"invalid {report.invalid})"
+    )
+    print(
+        f"  CPU per row: {sum(cpu) / report.total * 1e6:.0f} µs (this process "
+        f"{cpu[0] / report.total * 1e6:.0f}, normalizing processes "
+        f"{cpu[1] / report.total * 1e6:.0f}, PostgreSQL {cpu[2] / report.total * 1e6:.0f}): "
+        "steadier than the rate when other work shares the cores"
     )
     print(
         f"same file again:       {again.total} rows in {again_seconds:.2f} s = "

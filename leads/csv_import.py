@@ -11,7 +11,8 @@ email, "Notes" → ignore).
 Writing: rows are normalized and upserted in batches through `leads.bulk_import` (COPY on
 PostgreSQL), so a bad row is reported and skipped instead of aborting the file, and every
 batch commits on its own: an interrupted import can simply be run again, its already
-imported rows then count as duplicates.
+imported rows then count as duplicates. A thread reads and normalizes the next rows while
+a batch is being written, and the first batches are small, so the database starts early.
 
 Counting is per data row, so `created + updated + duplicate + invalid + suppressed` is
 the number of non-blank rows:
@@ -31,17 +32,27 @@ row 1, the first data row 2, as a spreadsheet shows them), the reason, and their
 
 import codecs
 import csv
+import gc
 import io
 import multiprocessing
+import queue
 import re
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from leads.bulk_import import BulkItem, BulkNormalizer, leads_bulk_upsert
+from leads.bulk_import import (
+    RAW_FIELDS,
+    BulkItem,
+    BulkNormalizer,
+    LeadRow,
+    leads_bulk_upsert,
+    tidy,
+)
 from leads.normalize import InvalidValue
 
 # What a column can be mapped to. The identity and the enrichable lead fields, plus:
@@ -139,6 +150,13 @@ _ALIAS_INDEX: dict[str, tuple[str, int]] = {
 _DELIMITERS = (",", ";", "\t")
 _DECODE_CHUNK = 1024 * 1024
 _DEFAULT_BATCH = 25_000
+_FIRST_BATCH = 1_000
+_LOCATION_CACHE_SIZE = 65_536
+# Where RowValues.raw puts the fields it composes.
+_LINKEDIN = RAW_FIELDS.index("linkedin_url")
+_FIRST_NAME = RAW_FIELDS.index("first_name")
+_LAST_NAME = RAW_FIELDS.index("last_name")
+_LOCATION = RAW_FIELDS.index("location")
 
 
 class ImportFileError(Exception):
@@ -391,51 +409,110 @@ _LINKEDIN_PROFILE = re.compile(r"linkedin\.com/(in|pub)/", re.IGNORECASE)
 
 
 class RowValues:
-    """Turns a row's cells into the raw values `BulkNormalizer.lead_input` reads."""
-
-    _COMPOSED = ("linkedin_url", "full_name", "city", "state", "country")
+    """Turns a row's cells into the raw values `BulkNormalizer` reads."""
 
     def __init__(self, mapping: ColumnMapping) -> None:
-        self.columns = mapping.columns()
-        self.plain = [
-            (target, indexes)
-            for target, indexes in self.columns.items()
-            if target not in self._COMPOSED
+        self.columns = columns = mapping.columns()
+        self.width = width = len(mapping.header)
+        # Per field of RAW_FIELDS, its columns in the order they are tried.
+        self._sources = [columns.get(name, []) for name in RAW_FIELDS]
+        self._linkedin = columns.get("linkedin_url", [])
+        self._full_name = columns.get("full_name", [])
+        self._places = [columns[key] for key in ("city", "state", "country") if key in columns]
+        self._company = columns.get("company_name", [])
+        # City, state and country repeat together: each distinct trio is joined once.
+        self._locations: dict[tuple[str, ...], str] = {}
+        # A row of the header's width is read by position, each field from its first
+        # column (column `width` is a blank added at the row's end), and only a field
+        # whose first column is blank tries its others. Not with several LinkedIn
+        # columns, whose choice is by content.
+        self._by_position = len(self._linkedin) <= 1
+        self._field_columns = [indexes[0] if indexes else width for indexes in self._sources]
+        self._more_columns = [
+            (position, indexes[1:])
+            for position, indexes in enumerate(self._sources)
+            if len(indexes) > 1
         ]
+        self._place_columns = [indexes[0] for indexes in self._places]
+        self._places_elsewhere = any(len(indexes) > 1 for indexes in self._places)
+        self._full_name_column = self._full_name[0] if self._full_name else width
+        self._company_column = self._company[0] if self._company else width
 
     def __call__(self, cells: list[str]) -> tuple[dict[str, str], str]:
-        """Return (lead values, company name)."""
-        columns = self.columns
+        """Return (lead values by field name, company name)."""
+        raw, company_name = self._read(cells)
+        return {name: value for name, value in zip(RAW_FIELDS, raw, strict=True) if value}, (
+            company_name
+        )
+
+    def raw(self, cells: list[str]) -> tuple[list[str], str]:
+        """Return (the values of RAW_FIELDS in order, "" when not given; company name).
+
+        A value may keep surrounding whitespace, or be whitespace only: BulkNormalizer
+        tidies it, to "" in the second case, as it would a value not given.
+        """
+        if not self._by_position or len(cells) != self.width:
+            return self._read(cells)
+        # The same reading as _read's, by position: this runs for every row.
+        cell = [*cells, ""].__getitem__
+        raw = list(map(cell, self._field_columns))
+        for position, others in self._more_columns:
+            value = raw[position]
+            if not value or value.isspace():
+                raw[position] = _first_filled(cells, others)
+        if self._full_name and not (raw[_FIRST_NAME].strip() or raw[_LAST_NAME].strip()):
+            name = cell(self._full_name_column)
+            if len(self._full_name) > 1 and not name.strip():
+                name = _first_filled(cells, self._full_name)
+            first, _, last = name.strip().partition(" ")
+            raw[_FIRST_NAME], raw[_LAST_NAME] = first, last
+        if self._places and not raw[_LOCATION].strip():
+            if self._places_elsewhere:
+                places = tuple(_first_filled(cells, indexes) for indexes in self._places)
+            else:
+                places = tuple(map(cell, self._place_columns))
+            raw[_LOCATION] = self._location(places)
+        company_name = cell(self._company_column)
+        if len(self._company) > 1 and not company_name.strip():
+            company_name = _first_filled(cells, self._company)
+        return raw, tidy(company_name)
+
+    def _read(self, cells: list[str]) -> tuple[list[str], str]:
         size = len(cells)
-        values: dict[str, str] = {}
-        # The first filled column of each target wins; this loop runs for every row.
-        for target, indexes in self.plain:
+        raw = []
+        # The first filled column of each field wins.
+        for indexes in self._sources:
+            value = ""
             for index in indexes:
                 if index < size:
                     cell = cells[index]
                     if cell and not cell.isspace():
-                        values[target] = cell
+                        value = cell
                         break
-        if "linkedin_url" in columns:
+            raw.append(value)
+        if len(self._linkedin) > 1:
             # Sales Navigator tools give a profile URL and a Sales Navigator one: the
             # profile wins wherever it sits, a lone Sales Navigator URL is reported.
-            filled = [cells[i] for i in columns["linkedin_url"] if i < size and cells[i].strip()]
+            filled = [cells[i] for i in self._linkedin if i < size and cells[i].strip()]
             profiles = [url for url in filled if _LINKEDIN_PROFILE.search(url)]
-            values["linkedin_url"] = (profiles or filled or [""])[0]
-        if "full_name" in columns and not (
-            values.get("first_name", "").strip() or values.get("last_name", "").strip()
-        ):
-            first, _, last = _first_filled(cells, columns["full_name"]).strip().partition(" ")
-            values["first_name"], values["last_name"] = first, last
-        if "location" not in values:
-            parts = [
-                _first_filled(cells, columns[key]).strip()
-                for key in ("city", "state", "country")
-                if key in columns
-            ]
-            if any(parts):
-                values["location"] = ", ".join(part for part in parts if part)
-        return values, " ".join(values.pop("company_name", "").split())
+            raw[_LINKEDIN] = (profiles or filled or [""])[0]
+        if self._full_name and not (raw[_FIRST_NAME] or raw[_LAST_NAME]):
+            first, _, last = _first_filled(cells, self._full_name).strip().partition(" ")
+            raw[_FIRST_NAME], raw[_LAST_NAME] = first, last
+        if self._places and not raw[_LOCATION]:
+            raw[_LOCATION] = self._location(
+                tuple(_first_filled(cells, indexes) for indexes in self._places)
+            )
+        return raw, tidy(_first_filled(cells, self._company))
+
+    def _location(self, places: tuple[str, ...]) -> str:
+        location = self._locations.get(places)
+        if location is None:
+            if len(self._locations) >= _LOCATION_CACHE_SIZE:
+                self._locations.clear()
+            parts = [part.strip() for part in places]
+            location = self._locations[places] = ", ".join(part for part in parts if part)
+        return location
 
 
 # --- Importing ----------------------------------------------------------------------------
@@ -512,9 +589,6 @@ class RowNormalizer:
         joined = "".join(cells)
         if not joined or joined.isspace():
             return None
-        if "\x00" in joined:
-            # No database stores a NUL in text: say so instead of failing the batch.
-            return InvalidValue("row", "", "it contains a NUL character")
         width = self.width
         extra = [cell for cell in cells[width:] if cell.strip()]
         if extra:
@@ -524,9 +598,9 @@ class RowNormalizer:
                 f"it has {len(cells)} cells but the header names {width} columns "
                 "(an unquoted delimiter?)",
             )
-        values, company_name = self.row_values(cells)
+        raw, company_name = self.row_values.raw(cells)
         try:
-            lead = self.normalizer.lead_row(values)
+            lead = self.normalizer.lead_row_of(raw)
         except InvalidValue as exc:
             return exc
         return BulkItem(lead, company_name)
@@ -543,18 +617,37 @@ _worker_normalizer: RowNormalizer | None = None
 def _worker_start(mapping: ColumnMapping, delimiter: str) -> None:
     global _worker_normalizer
     _worker_normalizer = RowNormalizer(mapping, delimiter)
+    # A process that only normalizes makes no reference cycles worth collecting (see
+    # _cycle_collection_paused); it ends with the import.
+    gc.disable()
 
 
 def _worker_normalize(rows: list[list[str]]) -> list:
-    # InvalidValue does not pickle (its constructor takes three arguments): send its parts.
+    # Plain tuples travel back: pickle handles a named tuple through a Python call per
+    # object at each end, several times the cost of the tuple itself. InvalidValue does
+    # not pickle at all (its constructor takes three arguments): its parts travel.
     return [
-        (item.field, str(item.value), item.reason) if isinstance(item, InvalidValue) else item
+        item
+        if item is None
+        else (item.field, str(item.value), item.reason)
+        if isinstance(item, InvalidValue)
+        else (*item.lead, item.company_name)
         for item in map(_worker_normalizer, rows)
     ]
 
 
+# Named tuples built the way their _make builds them, in C, skipping __new__'s argument
+# handling: this runs for every row.
+_new_tuple = tuple.__new__
+_ROW_WIDTH = len(LeadRow._fields)
+
+
 def _from_worker(item) -> BulkItem | InvalidValue | None:
-    return InvalidValue(*item) if type(item) is tuple else item
+    if item is None:
+        return None
+    if len(item) == 3:
+        return InvalidValue(*item)
+    return _new_tuple(BulkItem, (_new_tuple(LeadRow, item[:_ROW_WIDTH]), item[_ROW_WIDTH]))
 
 
 def normalized_rows(
@@ -612,6 +705,93 @@ def normalized_rows(
                 yield row_number, cells, _from_worker(item)
 
 
+@contextmanager
+def _cycle_collection_paused() -> Iterator[None]:
+    """Pause Python's cycle collector for an import. A batch keeps tens of thousands of
+    rows, leads and targets alive while millions of short-lived objects come and go, so
+    the collector keeps rescanning live objects for cycles there are hardly any of: a
+    fifth of the import's CPU, measured. Reference counting still frees everything else,
+    and the collector runs again afterwards (it finds the odd cycle, such as a rejected
+    row's exception and its traceback)."""
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if paused:
+            gc.enable()
+
+
+# Rows the reading thread hands over at a time.
+_HANDOVER_ROWS = 1000
+
+
+class _Failure:
+    """What the reading thread raised, carried to the importing thread to raise there."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+_END = object()
+
+
+def _read_ahead(rows: Iterator, *, rows_ahead: int) -> Iterator:
+    """Yield what `rows` yields, produced by a thread that runs up to about `rows_ahead`
+    rows ahead, so the file is read and normalized while this thread waits for the
+    database (psycopg releases the GIL while it waits): the two overlap instead of
+    taking turns. An exception raised by `rows` is raised here, after every row before
+    it.
+
+    The first row is taken in this thread: whatever `rows` sets up on its first step
+    (normalized_rows forks its processes) happens while no other thread exists.
+    """
+    first = next(rows, _END)
+    if first is _END:
+        return
+    handover: queue.Queue = queue.Queue(maxsize=max(rows_ahead // _HANDOVER_ROWS, 2))
+    stop = threading.Event()
+
+    def put(item) -> bool:
+        # Gives up when the importing thread has stopped taking rows (it failed).
+        while not stop.is_set():
+            try:
+                handover.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        chunk: list = []
+        try:
+            for row in rows:
+                chunk.append(row)
+                if len(chunk) >= _HANDOVER_ROWS:
+                    if not put(chunk):
+                        return
+                    chunk = []
+            if put(chunk):
+                put(_END)
+        except BaseException as exc:  # raised again in the importing thread
+            if put(chunk):
+                put(_Failure(exc))
+        finally:
+            rows.close()
+
+    thread = threading.Thread(target=produce, name="csv-import-reader", daemon=True)
+    thread.start()
+    try:
+        yield first
+        while (chunk := handover.get()) is not _END:
+            if isinstance(chunk, _Failure):
+                raise chunk.error
+            yield from chunk
+    finally:
+        stop.set()
+        thread.join()
+
+
 def import_leads_csv(
     *,
     path: Path,
@@ -649,7 +829,7 @@ def import_leads_csv(
     batch: list[tuple[int, list[str], BulkItem]] = []
     failures: list[tuple[int, str, list[str]]] = []
 
-    with CsvReader(path, fmt) as reader:
+    with _cycle_collection_paused(), CsvReader(path, fmt) as reader:
 
         def flush() -> None:
             if batch:
@@ -661,18 +841,26 @@ def import_leads_csv(
             if progress is not None:
                 progress(report)
 
+        # The first batches are small and double up to batch_size: the database starts
+        # writing after a moment instead of after a whole batch has been normalized.
+        limit = min(_FIRST_BATCH, batch_size)
         try:
-            for row_number, cells, item in normalized_rows(reader, columns, workers=workers):
-                if item is None:
-                    continue
-                report.total += 1
-                if isinstance(item, InvalidValue):
-                    report.invalid += 1
-                    failures.append((row_number, str(item), cells))
-                    continue
-                batch.append((row_number, cells, item))
-                if len(batch) >= batch_size:
-                    flush()
+            normalized = normalized_rows(reader, columns, workers=workers)
+            # closing(): the reading thread has stopped before the file closes, also when
+            # a batch fails.
+            with closing(_read_ahead(normalized, rows_ahead=batch_size)) as rows:
+                for row_number, cells, item in rows:
+                    if item is None:
+                        continue
+                    report.total += 1
+                    if isinstance(item, InvalidValue):
+                        report.invalid += 1
+                        failures.append((row_number, str(item), cells))
+                        continue
+                    batch.append((row_number, cells, item))
+                    if len(batch) >= limit:
+                        flush()
+                        limit = min(limit * 2, batch_size)
             flush()
         except csv.Error as exc:
             # Typically an unclosed quote that swallowed the rest of the file: keep what

@@ -89,7 +89,8 @@ class UpsertResult:
 
 def _clean(values: Mapping[str, str], key: str) -> str:
     # Collapse inner runs of whitespace too: "Ada  Lovelace" and "Ada Lovelace" are one name.
-    return " ".join(str(values.get(key) or "").split())
+    # NUL goes: PostgreSQL text cannot hold it, and no one types it (broken exports do).
+    return " ".join(str(values.get(key) or "").replace("\x00", "").split())
 
 
 def _checked_length(field_name: str, value: str, limit: int) -> str:

@@ -4,12 +4,13 @@ through either path)."""
 
 import pytest
 from django.db import transaction
+from django.test import override_settings
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from leads.bulk_import import BulkItem, BulkNormalizer, leads_bulk_upsert
 from leads.models import Company, Lead, Suppression
-from leads.normalize import InvalidValue, identity_hash
+from leads.normalize import InvalidValue, identity_hash, normalize_phone
 from leads.services import lead_input_from_mapping, leads_upsert
 
 _label = st.text("abcxyz09-", min_size=1, max_size=8)
@@ -36,11 +37,35 @@ _linkedin = st.one_of(
     ),
     st.text("linkedin.com/in/x ", max_size=20),
 )
+# North American numbers in the shapes BulkNormalizer reads without phonenumbers' parser,
+# and near misses: any area code and exchange (most are not valid), other separators.
+_nanp = st.builds(
+    lambda quote, prefix, area, exchange, line, sep: (
+        f"{quote}{prefix}{area}{sep}{exchange}{sep}{line}"
+    ),
+    st.sampled_from(["", "'"]),
+    st.sampled_from(["", "+1 ", "+1", "+1-", "+1.", "1 ", "+1 (", "("]),
+    st.from_regex(r"[0-9]{3}\)?", fullmatch=True),
+    st.from_regex(r"[0-9]{3}", fullmatch=True),
+    st.from_regex(r"[0-9]{4}", fullmatch=True),
+    st.sampled_from(["", " ", "-", ".", "  ", "/"]),
+)
+# Ones phonenumbers accepts: real area codes and exchanges of the US and of Canada (416).
+_valid_nanp = st.builds(
+    lambda fmt, area, exchange, line: fmt.format(area, exchange, line),
+    st.sampled_from(["+1 {}-{}-{}", "'+1 {}-{}-{}", "({}) {}-{}", "{}.{}.{}", "+1{}{}{}"]),
+    st.sampled_from(["212", "415", "617", "713", "416", "800", "900"]),
+    st.integers(200, 999),
+    st.from_regex(r"[0-9]{4}", fullmatch=True),
+)
 _phone = st.one_of(
     st.sampled_from(["+1 415 555 2671", "'+44 20 7946 0958", "12345", "(212) 555-0147", "x"]),
     st.text("+0123456789 -()", max_size=16),
+    _nanp,
+    _valid_nanp,
 )
-_text = st.text("Ab é\t", max_size=6)
+# NUL too: PostgreSQL text cannot hold it, so both paths strip it.
+_text = st.text("Ab é\t\x00", max_size=6)
 
 
 @st.composite
@@ -73,6 +98,19 @@ def test_the_bulk_normalizer_gives_exactly_what_lead_input_from_mapping_gives(va
     # Twice: the second answer comes from the caches.
     assert _outcome(normalizer.lead_input, values) == _outcome(lead_input_from_mapping, values)
     assert _outcome(normalizer.lead_input, values) == _outcome(lead_input_from_mapping, values)
+
+
+@pytest.mark.parametrize("region", ["US", "CA", "GB"])
+@given(raw=_phone)
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+def test_a_phone_read_the_short_way_is_what_normalize_phone_gives(raw, region):
+    # The everyday North American number skips phonenumbers' parser; it must land on the
+    # same E.164 form, and anything else on normalize_phone's own answer and reason.
+    with override_settings(PHONE_DEFAULT_REGION=region):
+        normalizer = BulkNormalizer()
+    assert _outcome(normalizer.phone, raw) == _outcome(
+        lambda value: normalize_phone(value, region=region), raw
+    )
 
 
 def _state() -> list[tuple]:

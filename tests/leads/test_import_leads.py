@@ -122,6 +122,32 @@ def test_bad_rows_are_reported_with_row_numbers_and_reasons_and_good_rows_import
 
 
 @pytest.mark.django_db
+def test_nul_characters_are_stripped_on_the_bulk_path(tmp_path):
+    # PostgreSQL text cannot hold NUL, so a NUL from a broken export used to fail the COPY
+    # of the whole batch; now it is dropped wherever it sits, and the row is imported. (A
+    # NUL at the start of a file says it is not UTF-8 at all, and the file is refused.)
+    filler = "".join(f"p{n}@beta.com,P,Q{n},Beta,beta.com,VP,Rome\n" for n in range(200))
+    path = write(
+        tmp_path / "leads.csv",
+        "Email,First Name,Last Name,Company,Website,Title,City\n"
+        + filler
+        + "ada@acme.com,A\x00da,Love\x00lace,Acme\x00 Inc,acme.com,C\x00TO,Lon\x00don\n"
+        "\x00bob@acme.com,Bob,Smith,Acme Inc,acme.com,\x00,Paris\n",
+    )
+    report = import_leads_csv(path=path, source="t", report_path=tmp_path / "bad.csv")
+    assert (report.created, report.invalid) == (202, 0)
+    ada = Lead.objects.select_related("company").get(email="ada@acme.com")
+    assert (ada.first_name, ada.last_name, ada.job_title, ada.location) == (
+        "Ada",
+        "Lovelace",
+        "CTO",
+        "London",
+    )
+    assert ada.company.name == "Acme Inc"
+    assert Lead.objects.get(email="bob@acme.com").job_title == ""
+
+
+@pytest.mark.django_db
 def test_repeats_and_existing_leads_count_as_updated_or_duplicate(tmp_path):
     company = Company.objects.create(domain="example.com")
     Lead.objects.create(email="known@example.com", job_title="CEO", company=company)

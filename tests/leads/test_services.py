@@ -313,6 +313,35 @@ def test_upsert_queries_do_not_grow_with_the_number_of_inputs(django_assert_max_
     assert Company.objects.count() == 21
 
 
+@pytest.mark.django_db
+def test_nul_characters_are_stripped_before_the_upsert():
+    # PostgreSQL text cannot hold NUL: a broken export's NUL must not fail the insert.
+    item = lead_input_from_mapping(
+        {
+            "email": "ada@acme\x00.com",
+            "first_name": "A\x00da",
+            "last_name": "\x00Lovelace",
+            "job_title": "C\x00TO",
+            "location": "Lon\x00don",
+        }
+    )
+    assert (item.email, item.first_name, item.last_name) == ("ada@acme.com", "Ada", "Lovelace")
+    (lead_id,) = upsert(item).created
+    lead = Lead.objects.get(pk=lead_id)
+    assert (lead.first_name, lead.last_name, lead.job_title, lead.location) == (
+        "Ada",
+        "Lovelace",
+        "CTO",
+        "London",
+    )
+    assert (
+        lead_create(
+            values={"first_name": "G\x00race", "email": "g@acme.com"}, source="t", origin="t"
+        ).first_name
+        == "Grace"
+    )
+
+
 # --- lead_create -----------------------------------------------------------------------
 
 
