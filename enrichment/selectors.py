@@ -23,10 +23,6 @@ MANUAL_SOURCE = "manual"
 RECORD_SOURCE = "record"
 
 
-def _subject_filter(subject: Lead | Company) -> Q:
-    return Q(lead=subject) if isinstance(subject, Lead) else Q(company=subject)
-
-
 def _fields_of(subject: Lead | Company) -> list[str]:
     return LEAD_FIELDS if isinstance(subject, Lead) else COMPANY_FIELDS
 
@@ -141,11 +137,6 @@ def proposals_of(
         kind, subject_id = ("lead", lead_id) if lead_id is not None else ("company", company_id)
         found[state][kind][subject_id].add((field_name, source, value_key(value)))
     return found
-
-
-def lead_suppression(lead: Lead) -> Suppression | None:
-    """Return the suppression that covers this lead's identity or company domain, if any."""
-    return lead_suppressions([lead]).get(lead.id)
 
 
 def lead_suppressions(leads: Sequence[Lead]) -> dict[int, Suppression]:

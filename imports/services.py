@@ -11,7 +11,6 @@ import logging
 import shutil
 import tempfile
 from array import array
-from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
@@ -28,8 +27,8 @@ from django.utils import timezone
 from django.utils.text import get_valid_filename
 
 from enrichment.fields import FIELDS
-from enrichment.models import EnrichmentRun, Observation
-from enrichment.selectors import current_values
+from enrichment.models import EnrichmentRun
+from enrichment.selectors import current_observations_many, current_values
 from enrichment.services import runs_create
 from imports.estimates import CsvEstimate, csv_estimate
 from imports.models import CsvImport
@@ -303,22 +302,6 @@ def _cell(value) -> str:
     return str(value)
 
 
-def _current_observations(subject_field: str, ids: set[int]) -> dict[int, dict[str, Observation]]:
-    """Return the newest applied or approved observation per subject and field, for many
-    subjects in one query (enrichment.selectors.current_observations, in bulk)."""
-    newest: dict[int, dict[str, Observation]] = defaultdict(dict)
-    if not ids:
-        return newest
-    rows = Observation.objects.filter(
-        **{f"{subject_field}_id__in": ids}, state__in=Observation.CURRENT_STATES
-    ).order_by(f"{subject_field}_id", "field", "-observed_at", "-id")
-    for observation in rows:
-        newest[getattr(observation, f"{subject_field}_id")].setdefault(
-            observation.field, observation
-        )
-    return newest
-
-
 def _enriched_cells(lead: Lead | None, lead_obs, company_obs) -> list[str]:
     width = len(FIELDS) * len(ENRICHED_SUFFIXES) + len(EXTRA_COLUMNS)
     if lead is None:
@@ -378,8 +361,8 @@ def _enriched_chunks(csv_import: CsvImport) -> Iterator[str]:
 def _write_chunk(writer, buffer: io.StringIO, chunk, width: int) -> str:
     ids = {lead_id for _, lead_id in chunk if lead_id}
     leads = Lead.objects.select_related("company").in_bulk(ids)
-    lead_obs = _current_observations("lead", set(leads))
-    company_obs = _current_observations(
+    lead_obs = current_observations_many("lead", leads)
+    company_obs = current_observations_many(
         "company", {lead.company_id for lead in leads.values() if lead.company_id}
     )
     for cells, lead_id in chunk:

@@ -310,13 +310,6 @@ def _call_and_record(*, provider, lookups, claimed, later, call, results) -> Non
             results[position] = served
 
 
-def _served_from(
-    cached: ProviderCall, *, provider: str, operation: str, lookup: Lookup
-) -> tuple[ProviderAnswer, ProviderCall]:
-    [served] = _served_from_many([cached], provider=provider, operation=operation, lookups=[lookup])
-    return served
-
-
 def _served_from_many(
     cached: Sequence[ProviderCall], *, provider: str, operation: str, lookups: Sequence[Lookup]
 ) -> list[tuple[ProviderAnswer, ProviderCall]]:
@@ -337,10 +330,6 @@ def _served_from_many(
     ]
     rows_insert(rows)
     return [(_answer_from(source), row) for source, row in zip(cached, rows, strict=True)]
-
-
-def _record_answer(row: ProviderCall, answer: ProviderAnswer, *, started: float) -> None:
-    _record_answers([row], [answer], started=started)
 
 
 def _record_answers(
@@ -520,7 +509,9 @@ def _claim(
         # Whoever held the lookup may have answered it since the caller looked.
         [cached] = _reusable_many(provider=provider, operation=operation, lookups=[hashed])
         if cached is not None:
-            _, row = _served_from(cached, provider=provider, operation=operation, lookup=lookup)
+            [(_, row)] = _served_from_many(
+                [cached], provider=provider, operation=operation, lookups=[lookup]
+            )
             return _AnsweredMeanwhile(cached, row)
         try:
             with transaction.atomic():

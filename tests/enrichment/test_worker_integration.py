@@ -225,9 +225,13 @@ def test_a_batch_with_duplicates_pays_once_per_lookup_through_a_kill_and_a_rerun
     start_worker("survivor", sandbox_for_workers.url)
     _wait_for(lambda: _terminal(run_ids) == 700, timeout=300, sweep=True)
 
-    # The vendor's side of the bill: each distinct question billed at most once.
+    # The vendor's side of the bill: each distinct question billed once, except one whose
+    # answer the killed worker received and never recorded (its ledger row abandoned): a
+    # bulk request's retry carries other lookups, so the vendor cannot tell it is a repeat.
     billed = sandbox_for_workers.billed
-    assert billed and max(billed.values()) == 1
+    lost = ProviderCall.objects.filter(error__startswith="abandoned").count()
+    assert billed and max(billed.values()) <= 2
+    assert sum(1 for n in billed.values() if n > 1) <= lost
     paid = ProviderCall.objects.filter(outcome__in=["hit", "miss"])
     per_lookup = paid.values("provider", "operation", "lookup_key_hash").annotate(n=Count("id"))
     assert all(row["n"] == 1 for row in per_lookup)
