@@ -1,9 +1,56 @@
 """Database helpers the ORM does not offer in the shape the pipeline needs."""
 
-from collections.abc import Sequence
+import functools
+import operator
+from collections.abc import Callable, Sequence
 
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connections, models
 from django.db.models import Model
+
+# Fields whose Python value psycopg adapts exactly as the field's own get_db_prep_save
+# would (PostgreSQL): their values skip that per-value trip through the field, which was
+# the largest single cost of a batch's write (a batch of 50 leads sends about 10,000 values).
+_PLAIN_FIELD_TYPES = frozenset(
+    {
+        models.AutoField,
+        models.BigAutoField,
+        models.BigIntegerField,
+        models.BooleanField,
+        models.CharField,
+        models.DateTimeField,
+        models.EmailField,
+        models.FloatField,
+        models.IntegerField,
+        models.PositiveIntegerField,
+        models.PositiveSmallIntegerField,
+        models.SmallIntegerField,
+        models.TextField,
+        models.URLField,
+    }
+)
+
+
+@functools.cache
+def _plain_reader(field: models.Field, *, inserting: bool) -> Callable[[Model], object] | None:
+    """Return a plain attribute read when it gives the value the database takes, or None."""
+    target = field.target_field if field.is_relation else field
+    computed = inserting and (
+        getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False)
+    )
+    if type(target) in _PLAIN_FIELD_TYPES and not computed:
+        return operator.attrgetter(field.attname)
+    return None
+
+
+def _readers(fields, connection, *, inserting: bool) -> list[Callable[[Model], object]]:
+    """How to read each field's value of an object as `connection`'s database takes it."""
+
+    def prepared(field):
+        if inserting:
+            return lambda obj: field.get_db_prep_save(field.pre_save(obj, True), connection)
+        return lambda obj: field.get_db_prep_save(getattr(obj, field.attname), connection)
+
+    return [_plain_reader(field, inserting=inserting) or prepared(field) for field in fields]
 
 
 def rows_update(objects: Sequence[Model], fields: Sequence[str]) -> None:
@@ -17,7 +64,7 @@ def rows_update(objects: Sequence[Model], fields: Sequence[str]) -> None:
     if not objects:
         return
     model = type(objects[0])
-    if connection.vendor != "postgresql":
+    if connections[DEFAULT_DB_ALIAS].vendor != "postgresql":
         model.objects.bulk_update(objects, fields)
         return
     # Well under PostgreSQL's 65,535 parameters a statement.
@@ -26,6 +73,7 @@ def rows_update(objects: Sequence[Model], fields: Sequence[str]) -> None:
 
 
 def _update_chunk(model: type[Model], objects: Sequence[Model], fields: Sequence[str]) -> None:
+    connection = connections[DEFAULT_DB_ALIAS]
     meta = model._meta
     columns = [meta.get_field(name) for name in fields]
     pk = meta.pk
@@ -36,11 +84,8 @@ def _update_chunk(model: type[Model], objects: Sequence[Model], fields: Sequence
         f"{quote(field.column)} = v.column{position}"
         for position, field in enumerate(columns, start=2)
     )
-    params: list = []
-    for obj in objects:
-        params.append(pk.get_db_prep_save(obj.pk, connection))
-        for field in columns:
-            params.append(field.get_db_prep_save(getattr(obj, field.attname), connection))
+    readers = _readers((pk, *columns), connection, inserting=False)
+    params = [read(obj) for obj in objects for read in readers]
     # Only identifiers from the model's own meta are formatted in; every value is a parameter.
     sql = (
         f"UPDATE {quote(meta.db_table)} SET {assignments} "  # noqa: S608
@@ -61,11 +106,13 @@ def rows_insert(objects: Sequence[Model]) -> None:
     if not objects:
         return
     model = type(objects[0])
+    connection = connections[DEFAULT_DB_ALIAS]
     if connection.vendor != "postgresql":
         model.objects.bulk_create(objects)
         return
     meta = model._meta
     fields = [field for field in meta.concrete_fields if field is not meta.pk]
+    readers = _readers(fields, connection, inserting=True)
     quote = connection.ops.quote_name
     with connection.cursor() as cursor:
         cursor.execute(
@@ -79,13 +126,7 @@ def rows_insert(objects: Sequence[Model]) -> None:
         # Past Django's cursor wrapper, so its error translation (IntegrityError) is asked for.
         with connection.wrap_database_errors, copying as copy:
             for obj in objects:
-                copy.write_row(
-                    [obj.pk]
-                    + [
-                        field.get_db_prep_save(field.pre_save(obj, True), connection)
-                        for field in fields
-                    ]
-                )
+                copy.write_row([obj.pk] + [read(obj) for read in readers])
     for obj in objects:
         obj._state.adding = False
         obj._state.db = connection.alias
