@@ -1,6 +1,8 @@
 """CSV imports over the API: upload (optionally a dry run), watch, start, and download the
 error report and the enriched copy. Thin views: the work is in imports.services."""
 
+import csv
+import io
 import json
 
 from django.http import StreamingHttpResponse
@@ -42,7 +44,10 @@ class CsvRenderer(BaseRenderer):
 
     def render(self, data, accepted_media_type=None, renderer_context=None):
         if isinstance(data, dict):
-            return f'code,message\n{data.get("code", "")},"{data.get("message", "")}"\n'
+            out = io.StringIO()
+            writer = csv.writer(out, lineterminator="\n")
+            writer.writerows([("code", "message"), (data.get("code", ""), data.get("message", ""))])
+            return out.getvalue()
         return "" if data is None else str(data)
 
 

@@ -121,3 +121,11 @@ def test_unknown_ids_are_404_and_anonymous_callers_are_refused(sdr, client):
     assert sdr.get("/api/imports/999999/").status_code == 404
     assert sdr.get("/api/imports/999999/enriched.csv").status_code == 404
     assert client.post("/api/imports/", {"file": _file(CRM)}).status_code in (401, 403)
+
+
+def test_an_error_asked_for_as_csv_reads_back_whole_when_its_message_quotes_or_breaks():
+    from imports.apis import CsvRenderer
+
+    message = 'column "E-mail" is mapped twice,\nonce by hand'
+    body = CsvRenderer().render({"code": "invalid", "message": message})
+    assert list(csv.reader(io.StringIO(body))) == [["code", "message"], ["invalid", message]]
