@@ -7,7 +7,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from datetime import timedelta
 from decimal import Decimal
 
@@ -47,11 +47,20 @@ def idempotency_key_for(*, provider: str, operation: str, lookup_key: str, scope
     return hashlib.sha256(f"{provider}|{operation}|{lookup_key}|{scope}".encode()).hexdigest()
 
 
+_CANDIDATE_FIELDS = tuple(f.name for f in fields(Candidate))
+
+
 def _stored(answer: ProviderAnswer) -> dict:
     raw = answer.raw
     if len(json.dumps(raw, default=str)) > MAX_STORED_RAW_BYTES:
         raw = {"trimmed": True}
-    return {"candidates": [asdict(c) for c in answer.candidates], "raw": raw}
+    # Candidates' values are JSON already: a shallow dict, not asdict's deep copy of each.
+    return {
+        "candidates": [
+            {name: getattr(c, name) for name in _CANDIDATE_FIELDS} for c in answer.candidates
+        ],
+        "raw": raw,
+    }
 
 
 def _answer_from(call: ProviderCall) -> ProviderAnswer:

@@ -109,7 +109,11 @@ class InboundToken(models.Model):
     expires_at = models.DateTimeField()
     used_at = models.DateTimeField(null=True, blank=True)
     payload = models.JSONField(null=True, blank=True, help_text="What the provider sent.")
-    result = models.JSONField(null=True, blank=True, help_text="Candidates read from it.")
+    result = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="The candidates read from the delivery, and what merging them into the lead did.",
+    )
 
     class Meta:
         ordering = ["-created_at"]
