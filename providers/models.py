@@ -52,9 +52,13 @@ class ProviderCall(models.Model):
         indexes = [
             # Ledger by provider and day.
             models.Index(fields=["provider", "created_at"], name="providercall_provider_day"),
-            # Cache lookups: latest hit or miss for (provider, operation, key).
+            # Cache lookups: latest hit or miss for (provider, operation, key). The key comes
+            # first: with (provider, operation) first, a table too new to have statistics
+            # (a first big batch) made PostgreSQL scan every row of the operation and filter
+            # the keys (15 ms a look at 10k rows, growing with the ledger) instead of seeking
+            # each key (2 ms).
             models.Index(
-                fields=["provider", "operation", "lookup_key_hash", "-created_at"],
+                fields=["lookup_key_hash", "provider", "operation", "-created_at"],
                 name="providercall_cache",
             ),
         ]
