@@ -2,9 +2,9 @@
 
 Both designs enrich fresh leads (person + company) from the sandbox provider with no
 latency, started as a subprocess on a free port, so what is measured is the machinery
-around the calls. Each gets its own Celery worker subprocess (`--concurrency W`), its own
-Redis server started here on a free port (never the machine's shared one) and this run's
-own PostgreSQL database.
+around the calls. Each gets its own Celery worker subprocess (`--concurrency W`); they
+take turns on one Redis server started here on a free port (never the machine's shared
+one) and on this run's own PostgreSQL database, dropped at the end.
 
 1. Leadsmith: `runs_create` for N leads; runs go out in batches and through the whole
    pipeline (claim, gate, waterfall with bulk lookups, ledger and cache, merge, one write
