@@ -121,15 +121,20 @@ def priority_for(*, score: int, trigger: str) -> int:
     return PRIORITY_BEST + (100 - score) * (PRIORITY_WORST - PRIORITY_BEST) // 100
 
 
-def runs_by_priority(*, run_ids: Iterable[int]) -> list[tuple[int, list[int]]]:
+def runs_by_priority(
+    *, run_ids: Iterable[int], trigger: str | None = None
+) -> list[tuple[int, list[int]]]:
     """Group runs by the priority of their message, the most urgent group first.
 
     The score is computed now from the lead as it is, so a lead whose company was
-    enriched meanwhile is ranked by what is known today.
+    enriched meanwhile is ranked by what is known today. `trigger`, when every run has it:
+    runs someone is waiting for go first whatever their score, so no lead is read for them.
     """
     run_ids = list(run_ids)
     if not run_ids:
         return []
+    if trigger in _INTERACTIVE_TRIGGERS:
+        return [(PRIORITY_INTERACTIVE, run_ids)]
     rules = icp_rules_active()
     groups: dict[int, list[int]] = defaultdict(list)
     found = set()

@@ -132,16 +132,16 @@ def runs_create(
         )
         if enqueue:
             run_ids = [run.id for run in runs]
-            transaction.on_commit(lambda: _send(run_ids))
+            transaction.on_commit(lambda: _send(run_ids, trigger=trigger))
     return runs
 
 
-def _send(run_ids: Iterable[int]) -> None:
+def _send(run_ids: Iterable[int], *, trigger: str | None = None) -> None:
     """Send runs to the workers: alone, or several to a message so bulk endpoints serve them.
     Each message carries the priority of its leads' score (enrichment.priority), so
-    high-value leads are taken first."""
+    high-value leads are taken first; `trigger` when every run has it."""
     size = settings.ENRICHMENT_BATCH_SIZE
-    for priority, group in runs_by_priority(run_ids=run_ids):
+    for priority, group in runs_by_priority(run_ids=run_ids, trigger=trigger):
         if len(group) == 1 or size <= 1:
             for run_id in group:
                 current_app.send_task(RUN_TASK, args=[run_id], queue=RUN_QUEUE, priority=priority)

@@ -7,7 +7,7 @@ from django.contrib.auth import get_user_model
 from django.core import mail
 
 from enrichment.models import EnrichmentRun, IcpRule
-from enrichment.priority import lead_score, priority_for
+from enrichment.priority import PRIORITY_INTERACTIVE, lead_score, priority_for, runs_by_priority
 from enrichment.services import runs_create
 from enrichment.signals import runs_finished
 from leads.models import Lead
@@ -51,6 +51,19 @@ def test_priority_follows_the_score_and_a_person_waiting_comes_first():
     assert priority_for(score=0, trigger="create") == 9
     assert priority_for(score=70, trigger="refresh") < priority_for(score=30, trigger="refresh")
     assert priority_for(score=0, trigger="find_email") == 0
+
+
+def test_runs_someone_waits_for_go_first_without_reading_their_leads(
+    icp, django_assert_num_queries
+):
+    run = EnrichmentRun.objects.create(lead=_low_value_lead(), trigger="find_email")
+    # A Find Email click sends its run with no read: its priority does not hang on a score.
+    with django_assert_num_queries(0):
+        sent = runs_by_priority(run_ids=[run.id], trigger="find_email")
+    assert sent == [(PRIORITY_INTERACTIVE, [run.id])]
+    # Not told the trigger, the runs are read and scored, to the same answer.
+    with django_assert_num_queries(2):
+        assert runs_by_priority(run_ids=[run.id]) == sent
 
 
 @pytest.mark.services

@@ -141,6 +141,32 @@ def test_a_worker_enriches_new_leads_end_to_end(settings, start_worker, sandbox_
     assert ProviderCall.objects.filter(provider="sandbox", outcome="hit").exists()
 
 
+def test_a_worker_keeps_its_database_connection_from_one_run_to_the_next(
+    settings, start_worker, sandbox_for_workers
+):
+    # Celery's Django fixup would close it around every task: each run would pay a new
+    # PostgreSQL connection (config.settings.base, CELERY_DB_REUSE_MAX).
+    lead_ids = _create_leads(5, settings)
+    EnrichmentRun.objects.filter(lead_id__in=lead_ids).delete()
+    start_worker("steady", sandbox_for_workers.url)
+    finished = []
+    for lead_id in lead_ids:
+        [run] = runs_create(lead_ids=[lead_id], trigger=EnrichmentRun.Trigger.MANUAL)
+        _wait_for(lambda run=run: _terminal([run.id]) == 1, timeout=60)
+        finished.append(EnrichmentRun.objects.get(id=run.id).finished_at)
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT backend_start FROM pg_stat_activity WHERE datname = %s AND pid <> %s",
+            [connection.settings_dict["NAME"], connection.connection.info.backend_pid],
+        )
+        worker_connections = [row[0] for row in cursor.fetchall()]
+    # The two pool processes hold at most one connection each, and one of them was open
+    # before the first run ended: the same connection served the runs after it.
+    assert 1 <= len(worker_connections) <= 2, worker_connections
+    assert min(worker_connections) < finished[0]
+
+
 def test_a_sigkilled_worker_loses_no_run_and_runs_none_twice(
     settings, start_worker, sandbox_for_workers
 ):

@@ -24,8 +24,9 @@ pytestmark = pytest.mark.django_db
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
 
-# Every signed-in request: the session, the user, and the user's and groups' permissions.
-REQUEST_QUERIES = 4
+# Every signed-in request: the user, and the user's and groups' permissions (the session
+# comes from the cache).
+REQUEST_QUERIES = 3
 # runs_create (enrichment.services): its transaction (here a savepoint, the test's own
 # transaction around it), the runs in flight, the insert and the lead's status.
 RUNS_CREATE_QUERIES = 5
