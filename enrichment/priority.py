@@ -182,8 +182,9 @@ def leads_score_record(*, lead_ids: Sequence[int], notify_ids: set[int]) -> dict
                 _high_value_announce(lead=lead, score=score, threshold=threshold)
             if crossed:
                 continue
-        lead.score = score
-        not_crossing.append(lead)
+        if lead.score != score:
+            lead.score = score
+            not_crossing.append(lead)
     rows_update(not_crossing, ["score"])
     return scores
 

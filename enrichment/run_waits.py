@@ -94,9 +94,12 @@ def _wait_announced(run_id: int, deadline: float) -> bool:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return False
-            pubsub.get_message(
+            announced = pubsub.get_message(
                 ignore_subscribe_messages=True, timeout=min(remaining, RECHECK_SECONDS)
             )
+            if announced is not None:
+                # Published after the finishing transaction committed: no need to read it.
+                return True
         return True
     finally:
         pubsub.close()

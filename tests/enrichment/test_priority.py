@@ -5,9 +5,17 @@ import pytest
 from celery import current_app
 from django.contrib.auth import get_user_model
 from django.core import mail
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from enrichment.models import EnrichmentRun, IcpRule
-from enrichment.priority import PRIORITY_INTERACTIVE, lead_score, priority_for, runs_by_priority
+from enrichment.priority import (
+    PRIORITY_INTERACTIVE,
+    lead_score,
+    leads_score_record,
+    priority_for,
+    runs_by_priority,
+)
 from enrichment.services import runs_create
 from enrichment.signals import runs_finished
 from leads.models import Lead
@@ -64,6 +72,17 @@ def test_runs_someone_waits_for_go_first_without_reading_their_leads(
     # Not told the trigger, the runs are read and scored, to the same answer.
     with django_assert_num_queries(2):
         assert runs_by_priority(run_ids=[run.id]) == sent
+
+
+def test_a_score_is_written_only_when_it_changes(icp):
+    lead = _low_value_lead()
+    assert leads_score_record(lead_ids=[lead.id], notify_ids=set()) == {lead.id: 5}
+    lead.refresh_from_db()
+    assert lead.score == 5
+
+    with CaptureQueriesContext(connection) as captured:
+        leads_score_record(lead_ids=[lead.id], notify_ids=set())
+    assert not [query for query in captured.captured_queries if query["sql"].startswith("UPDATE")]
 
 
 @pytest.mark.services

@@ -7,6 +7,7 @@ import time
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from accounts.roles import Role
@@ -79,10 +80,18 @@ def test_the_status_answers_when_the_worker_announces_the_end_on_redis(
     monkeypatch.setattr(run_waits, "RECHECK_SECONDS", NEVER)
     lead = _findable_lead("mail.io")
 
-    response, took, after_end = _click_and_wait(sdr_client, lead, finish_after=0.5)
+    with CaptureQueriesContext(connection) as captured:
+        response, took, after_end = _click_and_wait(sdr_client, lead, finish_after=0.5)
 
     assert took >= 0.5
     assert after_end < 1.0, f"answered {after_end:.2f}s after the run ended"
+    # The run's state is read once, before waiting: the announcement says it is over.
+    state_reads = [
+        query
+        for query in captured.captured_queries
+        if query["sql"].startswith('SELECT "enrichment_enrichmentrun"."state" ')
+    ]
+    assert len(state_reads) == 1, state_reads
     lead.refresh_from_db()
     html = response.content.decode()
     assert "Email found" in html
