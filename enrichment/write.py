@@ -8,7 +8,7 @@ second is merged); only the statements are gathered: one per table, not one per 
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.db import transaction
 from django.utils import timezone
@@ -43,6 +43,17 @@ class Proposal:
     lead_id: int
     gathered: Gathered
     run: EnrichmentRun | None = None
+
+
+def _stated_at(call: ProviderCall | None) -> datetime | None:
+    """When the vendor said what `call` returned, if not just now: an answer the ledger
+    served again was bought with the call it was served from, and is only as fresh as
+    that. Dated now, a reused answer 60 days old would pass for fresh for another full
+    period, and the refresh would come that much late."""
+    if call is None or call.cached_from_id is None:
+        return None
+    # The ledger hands its served rows over with their source attached: no query here.
+    return call.cached_from.created_at
 
 
 class LeadGone(Exception):
@@ -216,6 +227,8 @@ class _Batch:
     ) -> None:
         candidate = decision.candidate
         spec = FIELDS[candidate.field]
+        call = proposal.gathered.calls.get((candidate.source, candidate.field))
+        observed_at = _stated_at(call) or self.now
         row = Observation(
             **{kind: subject},
             field=candidate.field,
@@ -223,12 +236,12 @@ class _Batch:
             confidence=decision.confidence,
             verification=candidate.verification,
             source=candidate.source,
-            provider_call=proposal.gathered.calls.get((candidate.source, candidate.field)),
+            provider_call=call,
             run=proposal.run,
             state=decision.outcome.value,
             reason=decision.reason[:255],
-            observed_at=self.now,
-            expires_at=self.now + timedelta(days=spec.fresh_for_days),
+            observed_at=observed_at,
+            expires_at=observed_at + timedelta(days=spec.fresh_for_days),
         )
         if decision.outcome is Outcome.APPLIED:
             if candidate.confidence is not None:

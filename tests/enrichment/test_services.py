@@ -125,6 +125,26 @@ def test_a_repeated_lookup_inside_its_ttl_is_served_from_the_cache(sandbox, enri
     assert all(call.credits == 0 and call.cached_from_id for call in cached)
 
 
+def test_values_served_from_the_cache_are_dated_when_they_were_bought(sandbox, enrich_now):
+    lead = LeadFactory(company=CompanyFactory(domain="cachey.com"))
+    enrich_now(lead)
+    bought = timezone.now() - timedelta(days=20)
+    ProviderCall.objects.update(created_at=bought)
+    Observation.objects.update(expires_at=timezone.now())
+
+    (again,) = enrich_now(lead)
+
+    served = Observation.objects.filter(run=again, provider_call__outcome="cached")
+    assert served.exists()
+    for observation in served:
+        assert observation.observed_at == bought
+        fresh_for = timedelta(days=FIELDS[observation.field].fresh_for_days)
+        assert observation.expires_at == bought + fresh_for
+    # What the run's own paid calls said is dated now.
+    paid = Observation.objects.filter(run=again).exclude(provider_call__outcome="cached")
+    assert all(o.observed_at > bought + timedelta(days=19) for o in paid)
+
+
 def test_a_run_is_claimed_once():
     lead = LeadFactory()
     (run,) = runs_create(lead_ids=[lead.id], trigger="manual", enqueue=False)
