@@ -12,12 +12,14 @@ one) and on this run's own PostgreSQL database, dropped at the end.
 2. The baseline, bench/naive_enrich.py: one task per lead, a handful of queries, Celery's
    per-process rate_limit, no ledger, cache, claim, merge or review.
 
-Each worker first finishes a warm-up lead; the clock then runs from sending the N leads
-to the last one enriched. Prints leads/s per worker process for both and the ratio. Both
+Each worker first finishes a warm-up lead. The designs then take turns: each enriches a
+slice of its N leads (--slices, default 5) while the other's worker waits idle, the clock
+running from sending the slice to its last lead enriched, so both see the same phases of
+the machine. Prints each slice, leads/s per worker process for both and the ratio. Both
 run as deployed (DEBUG off, every provider but the sandbox off: bench/_stack.configure),
 and progress is read by id range, so the script's own polling costs the machine little.
 
-    .venv/bin/python bench/pipeline_overhead.py [--leads 10000] [--workers 1]
+    .venv/bin/python bench/pipeline_overhead.py [--leads 10000] [--workers 1] [--slices 5]
 
 PostgreSQL from BENCH_PG_URL (default postgres://postgres@127.0.0.1:5432); needs
 redis-server on the PATH.
@@ -29,6 +31,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from _stack import RedisServer, Workers, configure, database_create, database_drop, free_port
@@ -79,53 +83,48 @@ def _id_range(lead_ids: list[int]) -> tuple[int, int]:
     return low, high
 
 
-def leadsmith(lead_ids: list[int], warm_up: int, *, logdir: Path, workers: int) -> float:
-    from django.db.models import Count
+@dataclass
+class Design:
+    """One design's worker, how to hand it leads, and how many of them it has finished."""
 
+    name: str
+    worker: Workers
+    send: Callable[[list[int]], None]
+    finished: Callable[[tuple[int, int]], int]
+    seconds: float = 0.0
+
+    def enrich(self, lead_ids: list[int], what: str) -> float:
+        """Hand the leads over and wait for the last; return the seconds it took."""
+        ids = _id_range(lead_ids)
+        started = time.perf_counter()
+        self.send(lead_ids)
+        wait_for(
+            lambda: self.finished(ids) == len(lead_ids),
+            timeout=TIMEOUT_SECONDS,
+            what=f"{self.name}: {what}",
+            every=0.1,
+        )
+        return time.perf_counter() - started
+
+
+def leadsmith(*, logdir: Path, workers: int) -> Design:
     from enrichment.models import EnrichmentRun
     from enrichment.services import runs_create
 
-    terminal = [
-        EnrichmentRun.State.DONE,
-        EnrichmentRun.State.NOT_FOUND,
-        EnrichmentRun.State.SKIPPED,
-        EnrichmentRun.State.FAILED,
-        EnrichmentRun.State.DEAD,
-    ]
-    ids = _id_range(lead_ids)
-    worker = Workers(logdir, name="ours", queues="enrichment", concurrency=workers)
-    worker.start()
-    try:
-        runs_create(lead_ids=[warm_up], trigger="bulk")
-        wait_for(
-            lambda: EnrichmentRun.objects.filter(lead_id=warm_up, state__in=terminal).exists(),
-            timeout=120,
-            what="the warm-up run",
-        )
-        started = time.perf_counter()
-        runs_create(lead_ids=lead_ids, trigger="bulk")
-        wait_for(
-            lambda: (
-                EnrichmentRun.objects.filter(lead__id__range=ids, state__in=terminal).count()
-                == len(lead_ids)
-            ),
-            timeout=TIMEOUT_SECONDS,
-            what="the Leadsmith runs",
-            every=0.5,
-        )
-        elapsed = time.perf_counter() - started
-    finally:
-        worker.stop(graceful=True)
-    states = dict(
-        EnrichmentRun.objects.filter(lead__id__range=ids)
-        .values_list("state")
-        .annotate(n=Count("id"))
+    def finished(ids: tuple[int, int]) -> int:
+        return EnrichmentRun.objects.filter(
+            lead__id__range=ids, state__in=EnrichmentRun.TERMINAL_STATES
+        ).count()
+
+    return Design(
+        "Leadsmith",
+        Workers(logdir, name="ours", queues="enrichment", concurrency=workers),
+        send=lambda ids: runs_create(lead_ids=ids, trigger="bulk"),
+        finished=finished,
     )
-    print(f"  runs by state: {states}")
-    return elapsed
 
 
-def naive(lead_ids: list[int], warm_up: int, *, logdir: Path, workers: int) -> float:
+def naive(*, logdir: Path, workers: int) -> Design:
     from celery import current_app
 
     from leads.models import Lead
@@ -134,43 +133,39 @@ def naive(lead_ids: list[int], warm_up: int, *, logdir: Path, workers: int) -> f
         for lead_id in ids:
             current_app.send_task("bench.naive_enrich", args=[lead_id], queue="naive")
 
-    ids = _id_range(lead_ids)
-    worker = Workers(
-        logdir,
-        name="naive",
-        queues="naive",
-        concurrency=workers,
-        extra=("-I", "bench.naive_enrich"),
+    return Design(
+        "naive",
+        Workers(
+            logdir,
+            name="naive",
+            queues="naive",
+            concurrency=workers,
+            extra=("-I", "bench.naive_enrich"),
+        ),
+        send=send,
+        finished=lambda ids: Lead.objects.filter(
+            id__range=ids, enrichment_status="enriched"
+        ).count(),
     )
-    worker.start()
-    try:
-        send([warm_up])
-        wait_for(
-            lambda: Lead.objects.filter(id=warm_up, enrichment_status="enriched").exists(),
-            timeout=120,
-            what="the warm-up task",
-        )
-        started = time.perf_counter()
-        send(lead_ids)
-        wait_for(
-            lambda: (
-                Lead.objects.filter(id__range=ids, enrichment_status="enriched").count()
-                == len(lead_ids)
-            ),
-            timeout=TIMEOUT_SECONDS,
-            what="the naive tasks",
-            every=0.5,
-        )
-        elapsed = time.perf_counter() - started
-    finally:
-        worker.stop(graceful=True)
-    return elapsed
+
+
+def runs_by_state(lead_ids: list[int]) -> dict[str, int]:
+    from django.db.models import Count
+
+    from enrichment.models import EnrichmentRun
+
+    return dict(
+        EnrichmentRun.objects.filter(lead__id__range=_id_range(lead_ids))
+        .values_list("state")
+        .annotate(n=Count("id"))
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--leads", type=int, default=10_000)
     parser.add_argument("--workers", type=int, default=1, help="worker processes per design")
+    parser.add_argument("--slices", type=int, default=5, help="turns each design takes")
     args = parser.parse_args()
 
     server_url = os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432")
@@ -202,11 +197,32 @@ def main() -> None:
         ours = sorted(make_leads("ours", args.leads + 1))
         theirs = sorted(make_leads("naive", args.leads + 1))
 
-        print(f"leads: {args.leads} per design, worker processes: {args.workers}, logs {logdir}")
-        print("Leadsmith pipeline:")
-        ours_seconds = leadsmith(ours[1:], ours[0], logdir=logdir, workers=args.workers)
-        print("naive design:")
-        naive_seconds = naive(theirs[1:], theirs[0], logdir=logdir, workers=args.workers)
+        print(
+            f"leads: {args.leads} per design in {args.slices} slices, worker processes: "
+            f"{args.workers}, logs {logdir}"
+        )
+        designs = [
+            (leadsmith(logdir=logdir, workers=args.workers), ours),
+            (naive(logdir=logdir, workers=args.workers), theirs),
+        ]
+        try:
+            for design, leads in designs:
+                design.worker.start()
+                design.enrich(leads[:1], "the warm-up lead")
+            # The designs take turns slice by slice, so a change in the machine's speed
+            # (it drifts by half over minutes here) lands on both alike.
+            size = -(-args.leads // args.slices)
+            for start in range(1, args.leads + 1, size):
+                for design, leads in designs:
+                    part = leads[start : start + size]
+                    took = design.enrich(part, f"leads {start}-")
+                    design.seconds += took
+                    print(f"  {design.name:9} {len(part)} leads in {took:5.1f} s")
+        finally:
+            for design, _ in designs:
+                design.worker.stop(graceful=True)
+        print(f"Leadsmith runs by state: {runs_by_state(ours[1:])}")
+        ours_seconds, naive_seconds = (design.seconds for design, _ in designs)
     finally:
         if sandbox is not None:
             sandbox.terminate()
