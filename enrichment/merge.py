@@ -95,18 +95,18 @@ def _noisy_or(confidences: Sequence[float]) -> float:
 def _combined_confidence(
     candidate: Candidate,
     support: Mapping[str, float],
-    current: CurrentValue | None,
+    agreeing_current: CurrentValue | None,
     company_domain: str,
 ) -> float:
-    """Return the value's confidence raised by every independent source that agrees."""
+    """Return the value's confidence raised by every independent source that agrees
+    (`agreeing_current`: the current value, when it is this value)."""
     evidence = dict(support)
     if (
-        current is not None
-        and current.confidence is not None
-        and current.source not in evidence
-        and value_key(current.value) == value_key(candidate.value)
+        agreeing_current is not None
+        and agreeing_current.confidence is not None
+        and agreeing_current.source not in evidence
     ):
-        evidence[current.source] = current.confidence
+        evidence[agreeing_current.source] = agreeing_current.confidence
     confidences = list(evidence.values())
     if (
         candidate.field == "email"
@@ -127,11 +127,11 @@ def decide(merge_input: MergeInput) -> list[Decision]:
         kept = best.get(key)
         if kept is None or (candidate.confidence or 0.0) > (kept.confidence or 0.0):
             best[key] = candidate
-    ordered = [best[key] for key in sorted(best)]
 
-    by_field: dict[str, list[Candidate]] = defaultdict(list)
-    for candidate in ordered:
-        by_field[candidate.field].append(candidate)
+    # Each candidate with its value's key, computed once: keys are compared many times.
+    by_field: dict[str, list[tuple[Candidate, str]]] = defaultdict(list)
+    for key in sorted(best):
+        by_field[key[0]].append((best[key], key[2]))
 
     decisions: list[Decision] = []
     for field_name in sorted(by_field):
@@ -140,26 +140,31 @@ def decide(merge_input: MergeInput) -> list[Decision]:
 
 
 def _decide_field(
-    field_name: str, candidates: list[Candidate], merge_input: MergeInput
+    field_name: str, keyed: list[tuple[Candidate, str]], merge_input: MergeInput
 ) -> list[Decision]:
     current = merge_input.current.get(field_name)
     thresholds = merge_input.thresholds[field_name]
     current_key = value_key(current.value) if current is not None else None
+    rejected = [
+        (field_name, candidate.source, key) in merge_input.rejected for candidate, key in keyed
+    ]
 
-    def is_rejected(candidate: Candidate) -> bool:
-        return (field_name, candidate.source, value_key(candidate.value)) in merge_input.rejected
-
-    # Which sources stand behind each value (a rejected proposal supports nothing).
+    # Which sources stand behind each value (a rejected proposal supports nothing), and
+    # the first candidate stating each value with a confidence.
     support: dict[str, dict[str, float]] = defaultdict(dict)
-    for candidate in candidates:
-        if candidate.confidence is not None and not is_rejected(candidate):
-            support[value_key(candidate.value)][candidate.source] = candidate.confidence
+    stating: dict[str, Candidate] = {}
+    for (candidate, key), is_rejected in zip(keyed, rejected, strict=True):
+        if candidate.confidence is None:
+            continue
+        stating.setdefault(key, candidate)
+        if not is_rejected:
+            support[key][candidate.source] = candidate.confidence
 
     combined = {
         value: _combined_confidence(
-            next(c for c in candidates if value_key(c.value) == value and c.confidence is not None),
+            stating[value],
             sources,
-            current,
+            current if value == current_key else None,
             merge_input.company_domain,
         )
         for value, sources in support.items()
@@ -168,12 +173,11 @@ def _decide_field(
     leader = min(combined, key=lambda v: (-combined[v], v != current_key, v), default=None)
 
     decisions = []
-    for candidate in candidates:
-        key = value_key(candidate.value)
+    for (candidate, key), is_rejected in zip(keyed, rejected, strict=True):
         confidence = (
             None if candidate.confidence is None else combined.get(key, candidate.confidence)
         )
-        if is_rejected(candidate):
+        if is_rejected:
             outcome, reason = Outcome.DISCARDED, "a reviewer rejected this value from this source"
         elif current is not None and current.locked:
             outcome = Outcome.DISCARDED
