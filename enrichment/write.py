@@ -81,7 +81,9 @@ def proposals_write(proposals: Sequence[Proposal]) -> list[dict | Exception]:
     values are written, so a run whose worker was lost after this commit is not written
     twice when it is taken up again.
     """
-    with transaction.atomic():
+    # No savepoint inside a caller's transaction: a failure here fails the caller's whole
+    # transaction anyway, and the savepoint cost two round trips a run.
+    with transaction.atomic(savepoint=False):
         return _Batch(proposals).write()
 
 
