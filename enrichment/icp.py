@@ -9,6 +9,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from common.cached_tables import CachedTable
 from enrichment.models import IcpRule
 from leads.models import Lead
 from leads.normalize import email_domain, is_webmail_domain
@@ -158,8 +159,16 @@ def _evaluate_rule(rule: IcpRule, lead: Lead) -> _Check | None:
     return check
 
 
+_ACTIVE_RULES = CachedTable(
+    "icp_rules_active",
+    models=(IcpRule,),
+    load=lambda: list(IcpRule.objects.filter(active=True)),
+)
+
+
 def icp_rules_active() -> list[IcpRule]:
-    return list(IcpRule.objects.filter(active=True))
+    """The active rule sets; shared by the process: read-only."""
+    return _ACTIVE_RULES.get()
 
 
 def icp_evaluate(*, lead: Lead, rules: Sequence[IcpRule] | None = None) -> IcpVerdict:

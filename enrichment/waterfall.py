@@ -8,15 +8,30 @@ important field still unsatisfied (fields in the order enrichment.fields lists t
 
 from collections.abc import Sequence
 
+from common.cached_tables import CachedTable
 from enrichment.fields import FIELDS
 from enrichment.models import WaterfallStep
 from providers.base import Provider
-from providers.models import ProviderConfig
+from providers.registry import provider_configs
+
+# field -> {provider: position}
+_STEPS = CachedTable(
+    "waterfall_steps",
+    models=(WaterfallStep,),
+    load=lambda: _steps_by_field(WaterfallStep.objects.all()),
+)
+
+
+def _steps_by_field(steps) -> dict[str, dict[str, int]]:
+    by_field: dict[str, dict[str, int]] = {}
+    for step in steps:
+        by_field.setdefault(step.field, {})[step.provider] = step.position
+    return by_field
 
 
 def field_orders(providers: Sequence[Provider]) -> dict[str, list[Provider]]:
     """Return, for every field, the enabled providers that can fill it, in waterfall order."""
-    configs = {config.provider: config for config in ProviderConfig.objects.all()}
+    configs = provider_configs()
     enabled = [p for p in providers if configs.get(p.name) is None or configs[p.name].enabled]
     registry_rank = {p.name: rank for rank, p in enumerate(enabled)}
 
@@ -24,10 +39,7 @@ def field_orders(providers: Sequence[Provider]) -> dict[str, list[Provider]]:
         config = configs.get(provider.name)
         return (config.position if config else 100, registry_rank[provider.name])
 
-    steps: dict[str, dict[str, int]] = {}
-    for step in WaterfallStep.objects.all():
-        steps.setdefault(step.field, {})[step.provider] = step.position
-
+    steps = _STEPS.get()
     orders = {}
     for field in FIELDS:
         able = [p for p in enabled if field in p.fields]

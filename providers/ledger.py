@@ -29,6 +29,7 @@ from providers.base import (
 )
 from providers.models import ProviderCall, ProviderConfig
 from providers.rate_limit import rate_limiter, wait_for_slot
+from providers.registry import provider_configs
 
 logger = logging.getLogger(__name__)
 
@@ -225,7 +226,7 @@ def call_many_with_ledger(
     claimed: list[tuple[ProviderCall, list[int]]] = []
     config = None
     if to_buy:
-        config = ProviderConfig.objects.filter(provider=provider).first()
+        config = provider_configs().get(provider)
         for positions, claim in _claim_many(
             provider=provider,
             operation=operation,

@@ -2,9 +2,11 @@
 
 from django.conf import settings
 
+from common.cached_tables import CachedTable
 from providers.apollo.adapter import ApolloProvider
 from providers.base import Provider
 from providers.hunter.adapter import HunterProvider
+from providers.models import ProviderConfig
 from providers.mx_smtp.adapter import MxSmtpProvider
 from providers.netrows.adapter import NetrowsProvider
 from providers.pdl.adapter import PdlProvider
@@ -44,3 +46,16 @@ def enabled_providers() -> list[Provider]:
     if settings.SMTP_VERIFY_FROM:
         providers.append(MxSmtpProvider())
     return providers
+
+
+_PROVIDER_CONFIGS = CachedTable(
+    "provider_configs",
+    models=(ProviderConfig,),
+    load=lambda: {config.provider: config for config in ProviderConfig.objects.all()},
+)
+
+
+def provider_configs() -> dict[str, ProviderConfig]:
+    """Each provider's settings row by provider name (a provider without one has none).
+    Shared by the process: read-only."""
+    return _PROVIDER_CONFIGS.get()

@@ -12,6 +12,7 @@ import redis
 from django.conf import settings as django_settings
 from django.db import connection
 
+from common.cached_tables import cached_tables_forget
 from providers.sandbox.server import start_in_thread
 
 IN_CI = bool(os.environ.get("CI"))
@@ -49,7 +50,10 @@ def redis_url():
 
 @pytest.fixture(autouse=True)
 def _fresh_redis_state():
-    """Rate-limit schedules and pauses live in Redis: no test inherits another's."""
+    """Rate-limit schedules and pauses live in Redis: no test inherits another's. Nor the
+    settings tables this process holds (common.cached_tables): a test's rolled-back rows
+    send no signal."""
+    cached_tables_forget()
     if django_settings.REDIS_URL:
         # The tests that need Redis say so through the redis_url fixture.
         with contextlib.suppress(redis.RedisError):

@@ -23,6 +23,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from common.cached_tables import CachedTable, cached_tables_changed
 from providers.http import retry_after_seconds
 from webhooks.http import SendFailed, post
 from webhooks.models import Delivery, Subscription
@@ -46,10 +47,17 @@ def _send(delivery_ids: Iterable[int], *, countdown: float = 0) -> None:
         )
 
 
+_ACTIVE_SUBSCRIPTIONS = CachedTable(
+    "webhook_subscriptions_active",
+    models=(Subscription,),
+    load=lambda: list(Subscription.objects.filter(is_active=True)),
+)
+
+
 def subscriptions_for(event: str) -> list[Subscription]:
     # Filtered here rather than with a JSON lookup: SQLite has no `contains` on JSON, and
     # subscriptions are few.
-    return [s for s in Subscription.objects.filter(is_active=True) if event in (s.events or [])]
+    return [s for s in _ACTIVE_SUBSCRIPTIONS.get() if event in (s.events or [])]
 
 
 def webhook_event_publish(
@@ -241,6 +249,7 @@ def subscription_disable(*, subscription: Subscription, reason: str) -> bool:
         Delivery.objects.filter(subscription=subscription, state=Delivery.State.PENDING).update(
             state=Delivery.State.CANCELLED, last_error=f"subscription disabled: {reason}"[:500]
         )
+        cached_tables_changed()
     subscription.refresh_from_db()
     return bool(disabled)
 
@@ -249,6 +258,7 @@ def subscription_enable(*, subscription: Subscription) -> None:
     Subscription.objects.filter(id=subscription.id).update(
         is_active=True, disabled_reason="", updated_at=timezone.now()
     )
+    cached_tables_changed()
     subscription.refresh_from_db()
 
 

@@ -249,7 +249,10 @@ def test_a_run_waits_for_the_budget_without_spending_an_attempt(sandbox, enrich_
     assert run.available_at > timezone.now() + timedelta(minutes=1)
     assert not ProviderCall.objects.exclude(outcome="quota_exhausted").exists()
 
-    ProviderConfig.objects.filter(provider="sandbox").update(daily_credit_budget=10)
+    # Saved as the admin saves it: the workers hold provider settings until they change.
+    config = ProviderConfig.objects.get(provider="sandbox")
+    config.daily_credit_budget = 10
+    config.save()
     EnrichmentRun.objects.filter(id=run.id).update(available_at=timezone.now())
     run = run_execute(run_id=run.id)
     assert run.state in {"done", "not_found"}
