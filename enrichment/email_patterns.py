@@ -226,25 +226,35 @@ def companies_email_patterns(companies: Iterable[Company]) -> dict[int, list[Pat
     ]
     if not learning:
         return patterns
-    examples = (
-        Lead.objects.filter(
-            company_id__in=learning,
-            email__iendswith=Concat(Value("@"), F("company__domain")),
-            email_verification=Lead.EmailVerification.VALID,
-        )
-        # Nameless leads teach nothing; leaving them out keeps them from using up the cap.
+    # Nameless leads teach nothing; leaving them out keeps them from using up the cap.
+    verified = (
+        Lead.objects.filter(email_verification=Lead.EmailVerification.VALID)
         .exclude(first_name="")
         .exclude(last_name="")
-        .annotate(
-            rank=Window(
-                RowNumber(),
-                partition_by=F("company_id"),
-                order_by=[F("created_at").desc(), F("id").desc()],
-            )
-        )
-        .filter(rank__lte=MAX_EXAMPLES)
-        .values_list("company_id", "first_name", "last_name", "email")
     )
+    columns = ("company_id", "first_name", "last_name", "email")
+    if len(learning) == 1:
+        # One company (a Find Email): its domain is known here, so the query needs neither
+        # the join nor the window, which cost more to build than the read itself.
+        [domain] = [c.domain for c in companies if c.id == learning[0]]
+        examples = verified.filter(company_id=learning[0], email__iendswith=f"@{domain}")
+        examples = examples.order_by("-created_at", "-id").values_list(*columns)[:MAX_EXAMPLES]
+    else:
+        examples = (
+            verified.filter(
+                company_id__in=learning,
+                email__iendswith=Concat(Value("@"), F("company__domain")),
+            )
+            .annotate(
+                rank=Window(
+                    RowNumber(),
+                    partition_by=F("company_id"),
+                    order_by=[F("created_at").desc(), F("id").desc()],
+                )
+            )
+            .filter(rank__lte=MAX_EXAMPLES)
+            .values_list(*columns)
+        )
     by_company: dict[int, list[tuple[str, str, str]]] = defaultdict(list)
     for company_id, first, last, email in examples:
         by_company[company_id].append((first, last, email))

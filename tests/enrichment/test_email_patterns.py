@@ -8,6 +8,7 @@ from enrichment import email_patterns
 from enrichment.email_patterns import (
     PATTERNS,
     PatternGuess,
+    companies_email_patterns,
     company_email_patterns,
     fold_name,
     learn,
@@ -344,6 +345,29 @@ def test_company_patterns_read_only_the_newest_examples(monkeypatch):
     monkeypatch.setattr(email_patterns, "MAX_EXAMPLES", 2)
 
     assert [g.pattern for g in company_email_patterns(acme)] == ["flast"]
+
+
+@pytest.mark.django_db
+def test_several_companies_learn_each_from_its_own_newest_examples_in_one_query(
+    monkeypatch, django_assert_num_queries
+):
+    acme = CompanyFactory(domain=DOMAIN)
+    _leads(acme, "first.last", PEOPLE[:3])
+    _leads(acme, "flast", PEOPLE[3:5])
+    other = CompanyFactory(domain="other.com")
+    _leads(other, "flast", PEOPLE[:3])
+    _leads(other, "first.last", PEOPLE[5:7])
+    _leads(other, "lastf", PEOPLE[:2], domain=DOMAIN)
+    gmail = CompanyFactory(domain="gmail.com")
+    _leads(gmail, "first.last", PEOPLE[:5])
+    monkeypatch.setattr(email_patterns, "MAX_EXAMPLES", 2)
+
+    with django_assert_num_queries(1):
+        patterns = companies_email_patterns([acme, other, gmail])
+
+    assert [g.pattern for g in patterns[acme.id]] == ["flast"]
+    assert [g.pattern for g in patterns[other.id]] == ["first.last"]
+    assert patterns[gmail.id] == []
 
 
 @pytest.mark.django_db
