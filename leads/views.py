@@ -3,8 +3,9 @@ edits and (for reviewers) decisions on suggested values.
 
 Views stay thin: they read through leads.selectors and write through enrichment's
 services. Every button is a plain form POST that redirects, so the pages work without
-JavaScript; with htmx the same POST answers with a fragment and the page updates in place
-(a run's status is a long poll: it answers the moment the run is over).
+JavaScript; with htmx the same POST answers with a fragment and the page updates in place.
+A run's POST waits briefly for the run and answers with its outcome when it is quick;
+otherwise with the run's status, a long poll that answers the moment the run is over.
 """
 
 from django.conf import settings
@@ -128,12 +129,26 @@ def _start_run(request: HttpRequest, lead: Lead, *, trigger: str, fields: list[s
 
 
 def _after_run_started(request: HttpRequest, lead: Lead, run, message: str) -> HttpResponse:
-    if _is_htmx(request):
-        # The running fragment names the lead and the run, nothing else: no sheet to read
-        # again while the worker, on the same machine maybe, is already at the run.
-        return render(request, "leads/_run_status.html", {"lead": lead, "run": run})
-    messages.info(request, message)
-    return redirect("leads:detail", pk=lead.pk)
+    if not _is_htmx(request):
+        messages.info(request, message)
+        return redirect("leads:detail", pk=lead.pk)
+    at_once = _prefers_async(request)
+    wait = 0.0 if at_once else settings.RUN_ANSWER_WAIT_SECONDS
+    # A quick run (a vendor that answers at once, an answer the ledger holds) is answered
+    # here: no second request to make, render and wait for, beside the worker's run.
+    if run is not None and wait > 0 and run_wait_over(run_id=run.id, timeout=wait):
+        return _run_answer(request, *_run_and_recent(lead.pk, run.id))
+    # The running fragment names the lead and the run, nothing else: no sheet to read.
+    response = render(request, "leads/_run_status.html", {"lead": lead, "run": run})
+    if at_once:
+        response["Preference-Applied"] = "respond-async"
+    return response
+
+
+def _prefers_async(request: HttpRequest) -> bool:
+    """The client asked for an answer at once, whatever the run (RFC 7240)."""
+    preferences = request.headers.get("Prefer", "").split(",")
+    return any(p.split(";")[0].strip().lower() == "respond-async" for p in preferences)
 
 
 @require_POST
@@ -193,6 +208,13 @@ def lead_run_status(request: HttpRequest, pk: int, run_id: int) -> HttpResponse:
     ):
         # Over meanwhile: read both again, the run wrote the lead.
         run, recent = _run_and_recent(pk, run_id)
+    return _run_answer(request, run, recent)
+
+
+def _run_answer(
+    request: HttpRequest, run: EnrichmentRun, recent: list[EnrichmentRun]
+) -> HttpResponse:
+    """The run's fragment: still going, or its outcome and what it changed."""
     lead = run.lead
     if not run.is_terminal:
         # Still going: the same fragment, which asks again at once; no sheet to read.

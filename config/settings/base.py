@@ -204,6 +204,11 @@ ENRICHMENT_REFRESH_RETRY_DAYS = env.int("ENRICHMENT_REFRESH_RETRY_DAYS", default
 # running" (and the page asks again at once): the outcome shows the moment it is there.
 # Each waiting page holds a web thread (gunicorn.conf.py) for at most this long.
 RUN_STATUS_WAIT_SECONDS = env.float("RUN_STATUS_WAIT_SECONDS", default=5.0)
+# Find Email's and Re-enrich's POST waits this long for its run and answers with the
+# outcome when the run is quick, saving the page a second request; after it, the page gets
+# the run's status (above). 0 answers at once, as does a request that says
+# `Prefer: respond-async`.
+RUN_ANSWER_WAIT_SECONDS = env.float("RUN_ANSWER_WAIT_SECONDS", default=1.5)
 # Score (0-100) from which an enriched lead is high-value: its owner is told once.
 LEAD_HIGH_VALUE_SCORE = env.int("LEAD_HIGH_VALUE_SCORE", default=70)
 # Raw vendor payloads in the ledger are dropped after this many days (GDPR minimisation).

@@ -22,3 +22,7 @@ else:
 # Nothing is sent to a broker unless a test asks for it: on-create enrichment is tested
 # explicitly, and most tests create leads without wanting runs.
 ENRICH_ON_CREATE = False
+# A test's runs are sent when its transaction commits, which most tests' never does: a
+# Find Email POST would wait its whole time for a run no worker has. Tests of the quick
+# answer set it.
+RUN_ANSWER_WAIT_SECONDS = 0.0

@@ -23,13 +23,21 @@ def _findable_lead() -> Lead:
     return Lead.objects.create(first_name=first, last_name=last, company=company)
 
 
+@pytest.mark.parametrize(
+    "answer_wait",
+    [30.0, 0.0],
+    ids=["answered by the click's own request", "answered by the run's status"],
+)
 def test_an_sdr_finds_an_email_and_sees_it_arrive_without_a_reload(
-    live_server, new_page, login, roles, celery_worker
+    live_server, new_page, login, roles, celery_worker, settings, answer_wait
 ):
+    settings.RUN_ANSWER_WAIT_SECONDS = answer_wait
     lead = _findable_lead()
     page = new_page()
     login(page, "sam", roles.SDR)
     page.goto(f"{live_server.url}/leads/{lead.pk}/")
+    status_urls = []
+    page.on("request", lambda r: status_urls.append(r.url) if "/runs/" in r.url else None)
     email_row = page.locator("#field-email")
     expect(email_row.locator(".value")).to_contain_text("—")
     # Set on this document only: a reload would lose it.
@@ -56,6 +64,8 @@ def test_an_sdr_finds_an_email_and_sees_it_arrive_without_a_reload(
     for part in ("#lead-head", "#field-email", "#lead-notices", "#lead-record", "#run-status"):
         expect(page.locator(part)).to_have_count(1)
     expect(page.locator("[hx-swap-oob]")).to_have_count(0)
+    # A quick run is answered by the POST itself; without the wait, by its status.
+    assert bool(status_urls) is (answer_wait == 0), status_urls
     print(f"\nFind Email: click to email on the page in {elapsed:.1f}s")
 
 

@@ -85,6 +85,40 @@ def test_the_post_reads_the_lead_once_and_answers_with_the_status(
     assert "enrichment_observation" not in sql and "leads_suppression" not in sql
 
 
+def test_a_run_not_over_within_the_wait_is_answered_with_its_status(client, sdr, settings):
+    """The POST waits RUN_ANSWER_WAIT_SECONDS for its run (answered in the POST when quick:
+    tests/browser), then answers with the status, which long-polls."""
+    settings.RUN_ANSWER_WAIT_SECONDS = 0.2
+    lead = LeadFactory(company=CompanyFactory(domain="engine.io"))
+
+    # No worker takes the run: this test's transaction never commits it.
+    with CaptureQueriesContext(connection) as captured:
+        response = client.post(reverse("leads:find_email", args=[lead.pk]), **HTMX)
+
+    html = response.content.decode()
+    assert "run-active" in html and "Searching for an email" in html
+    assert "Preference-Applied" not in response
+    # The wait read the run's state.
+    assert len(captured.captured_queries) > REQUEST_QUERIES + 1 + RUNS_CREATE_QUERIES
+
+
+def test_a_client_that_prefers_an_answer_at_once_gets_it_without_a_wait(
+    client, sdr, settings, django_assert_num_queries
+):
+    settings.RUN_ANSWER_WAIT_SECONDS = 30
+    lead = LeadFactory(company=CompanyFactory(domain="engine.io"))
+
+    with django_assert_num_queries(REQUEST_QUERIES + 1 + RUNS_CREATE_QUERIES):
+        response = client.post(
+            reverse("leads:find_email", args=[lead.pk]),
+            headers={"Prefer": "wait=5, respond-async"},
+            **HTMX,
+        )
+
+    assert response["Preference-Applied"] == "respond-async"
+    assert "Searching for an email" in response.content.decode()
+
+
 def test_the_post_asks_about_a_lock_only_for_an_email_the_lead_has(
     client, sdr, django_assert_num_queries
 ):
