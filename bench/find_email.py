@@ -25,9 +25,10 @@ Two designs, alternating lead by lead so both see the same machine load:
    `every 1s` in the browser (an htmx:beforeSwap listener edits the answer before htmx
    reads it), so both designs share the server, the worker and the measurement; the poll
    that finds the run over is answered at once, as before (the run has ended when it
-   comes; a run still going would be waited for, which only flatters the baseline). This is the naive design that was
-   shipped; a view calling the provider inside the request is not one this product could
-   use (vendors take seconds, workers own retries, rate limits and the ledger).
+   comes; a run still going would be waited for, which only flatters the baseline). This
+   is the naive design that was shipped; a view calling the provider inside the request
+   is not one this product could use (vendors take seconds, workers own retries, rate
+   limits and the ledger).
 
 Prints p50, p95 and max for each, the ratio and where our time goes (the run's server
 timestamps against the page's clock, one machine). Exits 1 when Leadsmith's p95 is above
