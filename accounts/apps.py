@@ -7,6 +7,7 @@ class AccountsConfig(AppConfig):
     verbose_name = "Accounts and roles"
 
     def ready(self) -> None:
+        from accounts import backends  # noqa: F401  (connects its receivers in every process)
         from accounts.roles import roles_sync_after_migrate
 
         # After every migrate (and every test-database flush), so permissions of models

@@ -251,6 +251,8 @@ PROVIDER_QUOTA_PAUSE_SECONDS = env.int("PROVIDER_QUOTA_PAUSE_SECONDS", default=3
 PROVIDER_BUDGET_ALERT_AT = env.float("PROVIDER_BUDGET_ALERT_AT", default=0.8)
 
 # --- The rest -------------------------------------------------------------------------
+# ModelBackend with its permission reads held per process until they change.
+AUTHENTICATION_BACKENDS = ["accounts.backends.CachedPermissionsBackend"]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
