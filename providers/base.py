@@ -152,8 +152,10 @@ class Provider(Protocol):
 
     def person_enrich_bulk(
         self, queries: Sequence[PersonQuery], *, idempotency_key: str
-    ) -> list[ProviderAnswer]:
-        """Return one answer per query, in the same order; credits split per answer."""
+    ) -> list["ProviderAnswer | ProviderError"]:
+        """Return one answer per query, in the same order; credits split per answer. A
+        query the answer fails alone (its result mangled) gets its ProviderError instead;
+        raise when the whole request failed."""
         ...
 
     def company_enrich(self, domain: str, *, idempotency_key: str) -> ProviderAnswer:
@@ -162,8 +164,8 @@ class Provider(Protocol):
 
     def company_enrich_bulk(
         self, domains: Sequence[str], *, idempotency_key: str
-    ) -> list[ProviderAnswer]:
-        """Return one answer per domain, in the same order; credits split per answer."""
+    ) -> list["ProviderAnswer | ProviderError"]:
+        """Return one answer per domain, in the same order, as `person_enrich_bulk` does."""
         ...
 
     def email_verify(self, email: str, *, idempotency_key: str) -> ProviderAnswer:

@@ -195,14 +195,16 @@ def call_many_with_ledger(
     provider: str,
     operation: str,
     lookups: Sequence[Lookup],
-    call: Callable[[str, list[int]], list[ProviderAnswer]],
+    call: Callable[[str, list[int]], list[ProviderAnswer | ProviderError]],
     per_request: int = 100,
     expected_credits_each: float = 1.0,
 ) -> list[Result]:
     """Answer many lookups with as few requests as the vendor allows: `call(idempotency_key,
     positions)` asks the vendor about `lookups[position]` for each position (at most
     `per_request` of them; 1 for a vendor without a bulk endpoint) and returns one answer per
-    position, in order. A request for one lookup carries that lookup's own idempotency key.
+    position, in order, or the ProviderError that left that position alone unanswered (it
+    raises one that leaves them all so). A request for one lookup carries that lookup's own
+    idempotency key.
 
     The ledger is kept exactly as if each lookup had been asked alone (one row each, the
     credits on the row that paid), so the cache, budgets and the spend figures cannot tell
@@ -304,8 +306,18 @@ def _call_and_record(*, provider, lookups, claimed, later, call, results) -> Non
     if len(answers) != len(claimed):
         _record_interrupted(rows + [row for row, _ in later])
         raise ValueError(f"{provider} answered {len(answers)} of {len(claimed)} lookups")
-    _record_answers(rows, answers, started=started)
+    # A bulk answer may fail some of its lookups (a result the vendor mangled) and answer
+    # the rest: those answers are billed, so they are kept and only the failed ones fail.
+    answered = [(row, a) for row, a in zip(rows, answers, strict=True) if _is_answer(a)]
+    _record_answers([row for row, _ in answered], [a for _, a in answered], started=started)
+    for row, error in zip(rows, answers, strict=True):
+        if not _is_answer(error):
+            _record_failure([row], error, started=started)
     for (row, positions), answer in zip(claimed, answers, strict=True):
+        if not _is_answer(answer):
+            for position in positions:
+                results[position] = answer
+            continue
         results[positions[0]] = answer, row
         for position, served in zip(
             positions[1:],
@@ -318,6 +330,10 @@ def _call_and_record(*, provider, lookups, claimed, later, call, results) -> Non
             strict=True,
         ):
             results[position] = served
+
+
+def _is_answer(answer: ProviderAnswer | ProviderError) -> bool:
+    return not isinstance(answer, ProviderError)
 
 
 def _served_from_many(

@@ -87,7 +87,7 @@ class SandboxProvider:
 
     def _bulk(
         self, path: str, requests_: list[dict], idempotency_key: str, *, record: str
-    ) -> list[ProviderAnswer]:
+    ) -> list[ProviderAnswer | ProviderError]:
         fields = PERSON_FIELDS if record == "person" else COMPANY_FIELDS
         result = self.client.post(path, {"requests": requests_}, idempotency_key=idempotency_key)
         body = result.body if isinstance(result.body, dict) else {}
@@ -100,23 +100,31 @@ class SandboxProvider:
             )
         # A replayed bulk answer says credits 0 as a whole; otherwise each hit cost one.
         each = 0.0 if not credits_from(body.get("credits")) else 1.0
-        answers = []
+        answers: list[ProviderAnswer | ProviderError] = []
         for item in results:
             status = item.get("status") if isinstance(item, dict) else None
             if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599:
-                raise Permanent(
-                    "sandbox bulk answer has a result without an HTTP status", http_status=200
+                # This result alone is broken: the others stand (and were billed).
+                answers.append(
+                    Permanent(
+                        "sandbox bulk answer has a result without an HTTP status", http_status=200
+                    )
                 )
-            answer = self._answer(
-                HttpResult(
-                    status=status,
-                    headers={},
-                    body=item,
-                    duration_ms=result.duration_ms,
-                ),
-                record=record,
-                fields=fields,
-            )
+                continue
+            try:
+                answer = self._answer(
+                    HttpResult(
+                        status=status,
+                        headers={},
+                        body=item,
+                        duration_ms=result.duration_ms,
+                    ),
+                    record=record,
+                    fields=fields,
+                )
+            except ProviderError as exc:
+                answers.append(exc)
+                continue
             answer.credits = each if answer.is_hit else 0.0
             answers.append(answer)
         return answers

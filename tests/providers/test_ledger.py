@@ -8,8 +8,21 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from providers.base import BudgetReached, Candidate, Deferred, ProviderAnswer, RateLimited
-from providers.ledger import call_with_ledger, credits_spent, lookup_key_hash
+from providers.base import (
+    BudgetReached,
+    Candidate,
+    Deferred,
+    Permanent,
+    ProviderAnswer,
+    RateLimited,
+)
+from providers.ledger import (
+    Lookup,
+    call_many_with_ledger,
+    call_with_ledger,
+    credits_spent,
+    lookup_key_hash,
+)
 from providers.models import ProviderCall, ProviderConfig
 from providers.rate_limit import rate_limiter
 
@@ -183,3 +196,43 @@ def test_a_429_pauses_the_provider_for_every_caller():
     assert 25 < held.value.retry_after <= 30
     row = ProviderCall.objects.get()
     assert (row.outcome, row.http_status, row.credits) == ("rate_limited", 429, Decimal(0))
+
+
+def test_a_bulk_answer_failing_one_lookup_keeps_and_records_the_others():
+    """The vendor billed the answers it gave: a result it mangled fails its lookup alone,
+    so the rest are not asked (and paid) again."""
+    lookups = [
+        Lookup(
+            lookup_keys=[f"email:{name}@acme.com"],
+            scope="run:1",
+            hit_ttl=timedelta(days=90),
+            miss_ttl=timedelta(days=30),
+        )
+        for name in ("ann", "bob", "cy")
+    ]
+    broken = Permanent("a result without an HTTP status", http_status=200)
+    asked = []
+
+    def call(idempotency_key, positions):
+        asked.append(positions)
+        return [broken if position == 1 else HIT for position in positions]
+
+    results = call_many_with_ledger(
+        provider="vendor", operation="person_enrich", lookups=lookups, call=call
+    )
+
+    assert asked == [[0, 1, 2]]
+    assert results[1] is broken
+    assert [answer.candidates for answer, _ in (results[0], results[2])] == [HIT.candidates] * 2
+    rows = {row.lookup_key_hash: row for row in ProviderCall.objects.all()}
+    assert [rows[lookup.key_hash].outcome for lookup in lookups] == ["hit", "error", "hit"]
+    assert rows[lookups[1].key_hash].credits == 0
+    assert "without an HTTP status" in rows[lookups[1].key_hash].error
+    assert credits_spent(provider="vendor", since=timezone.now() - timedelta(days=1)) == 2
+
+    # Asked again, the two answers come from the cache; only the failed lookup is paid for.
+    again = call_many_with_ledger(
+        provider="vendor", operation="person_enrich", lookups=lookups, call=call
+    )
+    assert asked[1:] == [[1]]
+    assert [row.outcome for _, row in (again[0], again[2])] == ["cached", "cached"]

@@ -208,9 +208,13 @@ def _storable_text(text: str) -> bool:
 
 
 def assert_fit_for_the_ledger(result: Any) -> None:
-    """An answer the ledger and the merge can take, whatever the vendor sent."""
+    """An answer the ledger and the merge can take, whatever the vendor sent; in a bulk
+    answer, a lookup it failed alone is that lookup's ProviderError."""
     answers = result if isinstance(result, list) else [result]
     for answer in answers:
+        if isinstance(result, list) and isinstance(answer, ProviderError):
+            assert_failed_with_a_reason(answer)
+            continue
         assert isinstance(answer, ProviderAnswer)
         assert isinstance(answer.credits, float)
         assert math.isfinite(answer.credits) and 0 <= answer.credits < 10_000_000
@@ -411,10 +415,24 @@ BROKEN = {
 def test_wrong_types_and_missing_keys_are_a_failed_call(operation, body):
     _respond(operation, json=body)
 
-    error = outcome(operation)
+    result = outcome(operation)
 
-    assert isinstance(error, Permanent), error
-    assert error.http_status == 200
+    # A bulk answer fails each lookup whose result it broke, alone: here, every one.
+    errors = result if isinstance(result, list) else [result]
+    assert errors and all(isinstance(e, Permanent) for e in errors), result
+    assert all(e.http_status == 200 for e in errors)
+
+
+@responses.activate
+def test_a_bulk_answer_that_breaks_one_result_keeps_the_others():
+    operation = BY_NAME["sandbox.person_enrich_bulk"]
+    results = [{"status": 200, "person": SANDBOX_PERSON}, {"person": "?"}]
+    _respond(operation, json={"results": results, "credits": 1})
+
+    kept, broken = outcome(operation)
+
+    assert isinstance(kept, ProviderAnswer) and kept.is_hit and kept.credits == 1.0
+    assert isinstance(broken, Permanent) and "without an HTTP status" in str(broken)
 
 
 def test_every_operation_has_broken_answers():
