@@ -174,7 +174,7 @@ class ApolloProvider:
 
     def person_enrich_bulk(
         self, queries: Sequence[PersonQuery], *, idempotency_key: str
-    ) -> list[ProviderAnswer]:
+    ) -> list[ProviderAnswer | ProviderError]:
         if len(queries) > BULK_SIZE:
             raise Permanent(f"apollo takes at most {BULK_SIZE} people at once, not {len(queries)}")
         if not queries:
@@ -185,9 +185,7 @@ class ApolloProvider:
         matches = body.get("matches")
         if not isinstance(matches, list) or len(matches) != len(queries):
             raise _broken(f"other than {len(queries)} matches")
-        if not all(match is None or isinstance(match, dict) for match in matches):
-            raise _broken("a match that is not an object")
-        found = sum(match is not None for match in matches)
+        found = sum(isinstance(match, dict) for match in matches)
         # `credits_consumed` is the request's total (fractional on some plans) and does not
         # say who cost what, so the people found share it evenly.
         total = (
@@ -197,12 +195,7 @@ class ApolloProvider:
         )
         share = total / found if found else 0.0
         rate_limit = _rate_limit(result.headers)
-        return [
-            _miss(rate_limit)
-            if match is None
-            else _person_answer(match, credits=share, rate_limit=rate_limit)
-            for match in matches
-        ]
+        return [_match_answer(match, credits=share, rate_limit=rate_limit) for match in matches]
 
     def company_enrich(self, domain: str, *, idempotency_key: str) -> ProviderAnswer:
         if not domain:
@@ -370,6 +363,20 @@ def _rate_limit(headers: Mapping[str, str]) -> dict[str, int]:
 
 def _raw(record: dict[str, Any], rate_limit: dict[str, int]) -> dict[str, Any]:
     return {**record, "rate_limit": rate_limit} if rate_limit else record
+
+
+def _match_answer(
+    match: Any, *, credits: float, rate_limit: dict[str, Any]
+) -> ProviderAnswer | ProviderError:
+    """One person of a bulk match: an answer, or the error of that person's result alone."""
+    if match is None:
+        return _miss(rate_limit)
+    if not isinstance(match, dict):
+        return _broken("a match that is not an object")
+    try:
+        return _person_answer(match, credits=credits, rate_limit=rate_limit)
+    except ProviderError as exc:
+        return exc
 
 
 def _broken(what: str) -> Permanent:

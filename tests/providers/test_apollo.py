@@ -228,6 +228,22 @@ def test_empty_bulk_asks_nothing():
         assert len(rsps.calls) == 0
 
 
+def test_a_match_that_is_not_an_object_fails_its_query_alone():
+    """The matches line up with the queries: the others are answers Apollo billed."""
+    hit = vendor_fixtures.load("apollo", "people_bulk_match_hit")["body"]
+    hit["matches"][1] = "not a person"
+    queries = [PersonQuery(email=f"p{i}@apollo.io") for i in range(3)]
+
+    with responses.RequestsMock() as rsps:
+        rsps.add("POST", BULK, json=hit)
+        marcus, broken, brian = provider().person_enrich_bulk(queries, idempotency_key="b-1")
+
+    assert by_field(marcus)["email"].value == "marcus.ellery@apollo.io"
+    assert by_field(brian)["email"].value == "brian.calderwood@apollo.io"
+    assert isinstance(broken, Permanent) and "not an object" in str(broken)
+    assert broken.http_status == 200
+
+
 def test_bulk_answer_with_the_wrong_number_of_matches_is_permanent():
     with responses.RequestsMock() as rsps:
         replay(rsps, "POST", BULK, "apollo", "people_bulk_match_hit")
