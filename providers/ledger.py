@@ -310,9 +310,14 @@ def _call_and_record(*, provider, lookups, claimed, later, call, results) -> Non
     # the rest: those answers are billed, so they are kept and only the failed ones fail.
     answered = [(row, a) for row, a in zip(rows, answers, strict=True) if _is_answer(a)]
     _record_answers([row for row, _ in answered], [a for _, a in answered], started=started)
+    # One statement per kind of failure, not per lookup (a mangled body breaks them all).
+    failed: dict[tuple, tuple[ProviderError, list[ProviderCall]]] = {}
     for row, error in zip(rows, answers, strict=True):
         if not _is_answer(error):
-            _record_failure([row], error, started=started)
+            kind = (type(error), str(error), error.http_status)
+            failed.setdefault(kind, (error, []))[1].append(row)
+    for error, failed_rows in failed.values():
+        _record_failure(failed_rows, error, started=started)
     for (row, positions), answer in zip(claimed, answers, strict=True):
         if not _is_answer(answer):
             for position in positions:
