@@ -202,9 +202,10 @@ class PdlProvider:
 
     def person_enrich_bulk(
         self, queries: Sequence[PersonQuery], *, idempotency_key: str
-    ) -> list[ProviderAnswer]:
-        """Return one answer per query, in order; an answer whose http_status is neither 200
-        nor 404 is PDL failing that one query (its other answers are kept: they are paid).
+    ) -> list[ProviderAnswer | ProviderError]:
+        """Return one answer per query, in order; a result whose status is neither 200 nor
+        404 is PDL failing that one query, which gets its ProviderError (the other answers
+        are kept: they are paid).
 
         If no query got an answer at all, that failure is raised instead, so a bulk call that
         ran out of credits is a QuotaExhausted like a single one.
@@ -231,7 +232,7 @@ class PdlProvider:
             if status is None:
                 raise Permanent("pdl's bulk answer has no HTTP status for anyone", http_status=200)
             raise self._error(status, items[0], result.headers)
-        return [self._bulk_answer(item, rate_limit=rate_limit) for item in items]
+        return [self._bulk_answer(item, result.headers, rate_limit=rate_limit) for item in items]
 
     def company_enrich(self, domain: str, *, idempotency_key: str) -> ProviderAnswer:
         if not domain:
@@ -269,17 +270,21 @@ class PdlProvider:
             if line != "pdl_id":
                 yield line
 
-    def _bulk_answer(self, item: dict[str, Any], *, rate_limit: dict[str, Any]) -> ProviderAnswer:
+    def _bulk_answer(
+        self, item: dict[str, Any], headers: Mapping[str, str], *, rate_limit: dict[str, Any]
+    ) -> ProviderAnswer | ProviderError:
         status = _status(item)
-        if status == 200:
-            return self._person_answer(item, rate_limit=rate_limit)
         if status == 404:
             return _miss(rate_limit)
-        return ProviderAnswer(
-            candidates=[],
-            http_status=status,
-            raw={"error": self._message(status, item), "rate_limit": rate_limit},
-        )
+        if status is None:
+            return Permanent("pdl's bulk answer has a result with no HTTP status", http_status=200)
+        if status != 200:
+            # Not a miss: recorded as one, it would be reused for PROVIDER_MISS_TTL_DAYS.
+            return self._error(status, item, headers)
+        try:
+            return self._person_answer(item, rate_limit=rate_limit)
+        except ProviderError as exc:
+            return exc
 
     def _person_answer(
         self, record: dict[str, Any], *, rate_limit: dict[str, Any]

@@ -334,10 +334,21 @@ def test_bulk_keeps_paid_answers_when_one_query_fails():
         answers = provider().person_enrich_bulk([SEAN, SEAN], idempotency_key="job-1")
 
     assert answers[0].is_hit
-    assert answers[1].candidates == []
-    assert answers[1].credits == 0
+    # That person's failure is PDL's refusal, not a "not found" to reuse for a month.
+    assert isinstance(answers[1], QuotaExhausted)
     assert answers[1].http_status == 402
-    assert answers[1].raw["error"].startswith("pdl answered 402: payment_required")
+    assert str(answers[1]).startswith("pdl answered 402: payment_required")
+
+
+def test_bulk_result_without_a_status_fails_that_query_alone():
+    fixture = vendor_fixtures.load("pdl", "person_bulk_mixed")
+    body = [fixture["body"][0], {"status": "broken", "metadata": {"index": 1}}]
+    with responses.RequestsMock() as rsps:
+        rsps.post(BULK_URL, json=body, status=200)
+        kept, broken = provider().person_enrich_bulk([SEAN, SEAN], idempotency_key="job-1")
+
+    assert kept.is_hit
+    assert isinstance(broken, Permanent) and "no HTTP status" in str(broken)
 
 
 def test_bulk_request_level_failure_is_raised():
