@@ -219,11 +219,11 @@ def companies_email_patterns(companies: Iterable[Company]) -> dict[int, list[Pat
     companies = list(companies)
     patterns: dict[int, list[PatternGuess]] = {company.id: [] for company in companies}
     # Everyone at a webmail or disposable domain chose their own address: no convention.
-    learning = [
-        company_id
-        for company_id, domain in ((c.id, c.domain) for c in companies)
-        if not (is_webmail_domain(domain) or is_disposable_domain(domain))
-    ]
+    learning = {
+        c.id: c.domain
+        for c in companies
+        if not (is_webmail_domain(c.domain) or is_disposable_domain(c.domain))
+    }
     if not learning:
         return patterns
     # Nameless leads teach nothing; leaving them out keeps them from using up the cap.
@@ -236,13 +236,13 @@ def companies_email_patterns(companies: Iterable[Company]) -> dict[int, list[Pat
     if len(learning) == 1:
         # One company (a Find Email): its domain is known here, so the query needs neither
         # the join nor the window, which cost more to build than the read itself.
-        [domain] = [c.domain for c in companies if c.id == learning[0]]
-        examples = verified.filter(company_id=learning[0], email__iendswith=f"@{domain}")
+        [(company_id, domain)] = learning.items()
+        examples = verified.filter(company_id=company_id, email__iendswith=f"@{domain}")
         examples = examples.order_by("-created_at", "-id").values_list(*columns)[:MAX_EXAMPLES]
     else:
         examples = (
             verified.filter(
-                company_id__in=learning,
+                company_id__in=list(learning),
                 email__iendswith=Concat(Value("@"), F("company__domain")),
             )
             .annotate(

@@ -308,18 +308,20 @@ def _call_and_record(*, provider, lookups, claimed, later, call, results) -> Non
         raise ValueError(f"{provider} answered {len(answers)} of {len(claimed)} lookups")
     # A bulk answer may fail some of its lookups (a result the vendor mangled) and answer
     # the rest: those answers are billed, so they are kept and only the failed ones fail.
-    answered = [(row, a) for row, a in zip(rows, answers, strict=True) if _is_answer(a)]
-    _record_answers([row for row, _ in answered], [a for _, a in answered], started=started)
+    answered: list[tuple[ProviderCall, ProviderAnswer]] = []
     # One statement per kind of failure, not per lookup (a mangled body breaks them all).
     failed: dict[tuple, tuple[ProviderError, list[ProviderCall]]] = {}
-    for row, error in zip(rows, answers, strict=True):
-        if not _is_answer(error):
-            kind = (type(error), str(error), error.http_status)
-            failed.setdefault(kind, (error, []))[1].append(row)
+    for row, answer in zip(rows, answers, strict=True):
+        if isinstance(answer, ProviderError):
+            kind = (type(answer), str(answer), answer.http_status)
+            failed.setdefault(kind, (answer, []))[1].append(row)
+        else:
+            answered.append((row, answer))
+    _record_answers([row for row, _ in answered], [a for _, a in answered], started=started)
     for error, failed_rows in failed.values():
         _record_failure(failed_rows, error, started=started)
     for (row, positions), answer in zip(claimed, answers, strict=True):
-        if not _is_answer(answer):
+        if isinstance(answer, ProviderError):
             for position in positions:
                 results[position] = answer
             continue
@@ -335,10 +337,6 @@ def _call_and_record(*, provider, lookups, claimed, later, call, results) -> Non
             strict=True,
         ):
             results[position] = served
-
-
-def _is_answer(answer: ProviderAnswer | ProviderError) -> bool:
-    return not isinstance(answer, ProviderError)
 
 
 def _served_from_many(
