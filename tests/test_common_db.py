@@ -85,3 +85,33 @@ def test_updated_rows_take_each_their_own_values_and_leave_other_fields_alone(db
     rows_update([lead], ["job_title", "last_enriched_at"])
     lead.refresh_from_db()
     assert (lead.job_title, lead.last_enriched_at) == ("CTO", decided)
+
+
+# Text that an array literal must quote or escape: its delimiters, quotes, a backslash, the
+# word NULL, spaces at the ends, an empty string and other scripts.
+AWKWARD = ["a,b", "{x}", 'say "hi"', "back\\slash", "NULL", "  padded  ", "", "Zoë 東京 ✓"]
+
+
+def test_updated_text_json_and_nulls_survive_whatever_their_characters(db):
+    rows = [
+        ProviderCall(
+            provider="sandbox",
+            operation="person",
+            lookup_key_hash=f"{i}" * 64,
+            idempotency_key=f"k{i}",
+        )
+        for i in range(len(AWKWARD))
+    ]
+    rows_insert(rows)
+    responses = [None, *({"text": text, "list": [text]} for text in AWKWARD[1:])]
+    for row, text, response in zip(rows, AWKWARD, responses, strict=True):
+        row.error, row.response, row.http_status = text, response, None
+    rows[1].response = [None, "NULL", 1.5]
+    rows[2].response = "just text"
+    rows_update(rows, ["error", "response", "http_status"])
+
+    stored = {row.pk: row for row in ProviderCall.objects.all()}
+    for row in rows:
+        got = stored[row.pk]
+        assert (got.error, got.response, got.http_status) == (row.error, row.response, None)
+    assert stored[rows[0].pk].response is None
