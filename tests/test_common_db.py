@@ -87,8 +87,8 @@ def test_updated_rows_take_each_their_own_values_and_leave_other_fields_alone(db
     assert (lead.job_title, lead.last_enriched_at) == ("CTO", decided)
 
 
-# Text that an array literal must quote or escape: its delimiters, quotes, a backslash, the
-# word NULL, spaces at the ends, an empty string and other scripts.
+# Text a hand-built statement could mangle: commas, braces, quotes, a backslash, the word
+# NULL, spaces at the ends, an empty string and other scripts.
 AWKWARD = ["a,b", "{x}", 'say "hi"', "back\\slash", "NULL", "  padded  ", "", "Zoë 東京 ✓"]
 
 
