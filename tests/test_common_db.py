@@ -7,6 +7,7 @@ whichever database the suite has (CI runs it on PostgreSQL and on the embedded S
 """
 
 from datetime import timedelta
+from decimal import Decimal
 
 from django.utils import timezone
 
@@ -104,14 +105,16 @@ def test_updated_text_json_and_nulls_survive_whatever_their_characters(db):
     ]
     rows_insert(rows)
     responses = [None, *({"text": text, "list": [text]} for text in AWKWARD[1:])]
-    for row, text, response in zip(rows, AWKWARD, responses, strict=True):
+    for index, (row, text, response) in enumerate(zip(rows, AWKWARD, responses, strict=True)):
         row.error, row.response, row.http_status = text, response, None
+        row.credits = Decimal(f"{index}.125")
     rows[1].response = [None, "NULL", 1.5]
     rows[2].response = "just text"
-    rows_update(rows, ["error", "response", "http_status"])
+    rows_update(rows, ["error", "response", "http_status", "credits"])
 
     stored = {row.pk: row for row in ProviderCall.objects.all()}
     for row in rows:
         got = stored[row.pk]
         assert (got.error, got.response, got.http_status) == (row.error, row.response, None)
+        assert got.credits == row.credits
     assert stored[rows[0].pk].response is None
