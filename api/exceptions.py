@@ -24,6 +24,14 @@ class Conflict(exceptions.APIException):
     default_detail = "The request conflicts with the current state of the resource."
 
 
+class Refused(exceptions.APIException):
+    """A service said no, with the status and code it chose and a message that says why."""
+
+    def __init__(self, status_code: int, code: str, message: str) -> None:
+        super().__init__(message, code)
+        self.status_code = status_code
+
+
 def api_exception_handler(exc, context):
     """Turn any exception raised in an API view into a JSON error answer."""
     view = context.get("view")

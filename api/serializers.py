@@ -134,6 +134,21 @@ class LeadUpdateSerializer(serializers.Serializer):
         return attrs
 
 
+class PhoneRevealSerializer(serializers.Serializer):
+    requested = serializers.BooleanField(
+        help_text="True: Apollo was asked now and will send the numbers to a callback. False: "
+        "the same question was asked within the phone's freshness period; nothing was paid."
+    )
+    provider_call = serializers.IntegerField(
+        source="provider_call_id", help_text="The ledger row of the request."
+    )
+    merge = serializers.JSONField(
+        allow_null=True,
+        help_text="What the person's other values in Apollo's immediate answer did to the "
+        "lead (applied, pending_review, discarded); null when nothing new was merged.",
+    )
+
+
 class EnrichRequestSerializer(serializers.Serializer):
     fields = serializers.ListField(
         child=serializers.ChoiceField(choices=sorted(FIELDS)),

@@ -13,7 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from api import selectors
-from api.exceptions import Conflict
+from api.exceptions import Conflict, Refused
 from api.filters import LeadFilter, ObservationFilter
 from api.parsers import StrictJSONParser
 from api.schema import ErrorSerializer
@@ -30,6 +30,7 @@ from api.serializers import (
     LeadSerializer,
     LeadUpdateSerializer,
     ObservationSerializer,
+    PhoneRevealSerializer,
     RejectSerializer,
     RunSerializer,
     UsageQuerySerializer,
@@ -45,6 +46,7 @@ from api.services import (
 from enrichment.review import ReviewError, observation_approve, observation_reject
 from leads.models import Lead
 from privacy.services import lead_access_export, lead_erase
+from webhooks.phone_reveal import PhoneRevealRefused, phone_reveal_request
 
 # Ids are positive and fit a bigint; anything else is a 404 before any query.
 ID_PATTERN = r"[0-9]{1,18}"
@@ -101,6 +103,7 @@ class LeadViewSet(ApiViewSet):
         "partial_update": "leads.write",
         "destroy": "leads.delete",
         "enrich": "leads.enrich",
+        "reveal_phone": "leads.enrich",
         "observations": "observations.read",
         "export": "leads.export",
         "erase": "leads.erase",
@@ -218,6 +221,28 @@ class LeadViewSet(ApiViewSet):
         serializer.is_valid(raise_exception=True)
         run = lead_enrich(lead=lead, **serializer.validated_data)
         return Response(RunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(
+        request=None,
+        responses={
+            202: PhoneRevealSerializer,
+            **{code: ErrorSerializer for code in (409, 429, 502)},
+        },
+        filters=False,
+    )
+    @action(detail=True, methods=["post"], url_path="reveal-phone", filter_backends=[])
+    def reveal_phone(self, request, pk=None):
+        """Ask Apollo for the lead's phone numbers: 1 credit for the person now, 8 more for
+        each number when Apollo sends it. The numbers arrive later at a one-use callback
+        and are merged like any value (a phone under its accept threshold waits for a
+        reviewer). Asking again within the phone's freshness period pays nothing. Refused
+        with the reason for a suppressed lead, one outside the ICP or a phone set by hand."""
+        lead = self._lead(pk)
+        try:
+            reveal = phone_reveal_request(lead_id=lead.id)
+        except PhoneRevealRefused as exc:
+            raise Refused(exc.status, exc.code, str(exc)) from None
+        return Response(PhoneRevealSerializer(reveal).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(responses=ObservationSerializer(many=True), filters=False)
     @action(detail=True, methods=["get"], filterset_class=None, filter_backends=[])

@@ -1,4 +1,5 @@
-"""Inbound provider webhooks: asynchronous answers (Apollo's `webhook_url`, for one).
+"""Inbound provider webhooks: asynchronous answers (Apollo's `webhook_url`, for one;
+webhooks.phone_reveal is what asks for it).
 
 A provider gets a one-use callback URL `/webhooks/inbound/<provider>/<public_id>.<secret>/`
 per request. Apollo signs nothing it sends, so the unguessable secret in the URL is the
@@ -14,6 +15,7 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
@@ -25,13 +27,18 @@ from enrichment.services import lead_candidates_merge
 from leads.models import Lead
 from leads.normalize import InvalidValue, normalize_email, normalize_linkedin_url
 from providers.apollo.adapter import NAME as APOLLO
+from providers.apollo.adapter import PHONE_REVEAL_CREDITS
 from providers.apollo.adapter import _phone_candidate as apollo_phone_candidate
 from providers.base import Candidate
+from providers.ledger import lookup_key_hash
+from providers.models import ProviderCall
 from webhooks.models import InboundToken
 
 # Compared against when the public id is unknown, so that case takes as long as a wrong
 # secret and the answer time tells nothing.
 _NO_HASH = hashlib.sha256(b"no such token").hexdigest()
+# The ledger row of what a delivery cost (webhooks.phone_reveal asks for the delivery).
+CALLBACK_OPERATION = "phone_reveal_callback"
 # The most people one callback is read for (Apollo's bulk enrichment takes 10).
 _MAX_PEOPLE = 100
 
@@ -98,9 +105,11 @@ def inbound_receive(*, provider: str, token: str, payload: Any) -> InboundResult
         ]
         # In this transaction: a merge that fails rolls the token back open for the retry,
         # and a repeated delivery, refused by the claim above, merges nothing twice.
-        merge = _merge(token=row, people=people)
+        charge = _callback_charge(token=row, people=people)
+        merge = _merge(token=row, people=people, charge=charge)
+        credits = {"credits": float(charge.credits)} if charge is not None else {}
         InboundToken.objects.filter(id=row.id).update(
-            payload=payload, result={"candidates": candidates, **merge}
+            payload=payload, result={"candidates": candidates, **credits, **merge}
         )
     return InboundResult(processed=True, candidates=len(candidates))
 
@@ -165,7 +174,27 @@ def _candidate_record(candidate: Candidate) -> dict[str, Any]:
     }
 
 
-def _merge(*, token: InboundToken, people: list[CallbackPerson]) -> dict[str, Any]:
+def _callback_charge(*, token: InboundToken, people: list[CallbackPerson]) -> ProviderCall | None:
+    """Record in the ledger what the delivery costs: Apollo bills a revealed phone when it
+    sends it, for each person with a number, whether or not it can be merged here. Once
+    per token: the claim that uses the token up is in the same transaction."""
+    revealed = sum(1 for person in people if person.candidates)
+    if token.provider != APOLLO or not revealed:
+        return None
+    return ProviderCall.objects.create(
+        provider=token.provider,
+        operation=CALLBACK_OPERATION,
+        lookup_key_hash=lookup_key_hash(f"callback:{token.public_id}"),
+        outcome=ProviderCall.Outcome.HIT,
+        http_status=200,
+        credits=Decimal(str(PHONE_REVEAL_CREDITS * revealed)),
+        response={"people_with_a_phone": revealed},
+    )
+
+
+def _merge(
+    *, token: InboundToken, people: list[CallbackPerson], charge: ProviderCall | None
+) -> dict[str, Any]:
     """Merge the values stated about the token's lead into it; return what to record:
     `merge` (the counts, or None when nothing was merged), `person_id` and `reason`."""
     lead_id = token.lead_id or (token.run.lead_id if token.run_id else None)
@@ -179,9 +208,10 @@ def _merge(*, token: InboundToken, people: list[CallbackPerson]) -> dict[str, An
         return {"merge": None, "reason": reason}
     if not person.candidates:
         return {"merge": None, "person_id": person.person_id, "reason": "no usable value"}
-    # The token ties the answer to its lead, not to the ledger row of the request that
-    # asked for it, so there is no provider call to name as provenance.
-    counts = lead_candidates_merge(lead_id=lead.id, candidates=person.candidates)
+    # The provenance is the delivery's own ledger row, the one that bears its cost.
+    counts = lead_candidates_merge(
+        lead_id=lead.id, candidates=person.candidates, provider_call=charge
+    )
     return {"merge": counts, "person_id": person.person_id, "reason": reason}
 
 

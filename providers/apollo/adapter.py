@@ -44,8 +44,11 @@ BULK_SIZE = 10
 
 # https://docs.apollo.io/reference/people-enrichment: "1 credit for demographics or email,
 # plus 8 credits if a mobile phone is returned". Mobile phones are only revealed on request
-# (`reveal_phone_number`, delivered to a webhook), which this adapter never makes.
+# (`reveal_phone_number`, delivered to a webhook): only `person_reveal_phone` asks.
 PERSON_CREDITS = 1.0
+# The "8 credits if a mobile phone is returned" above: billed when the numbers arrive at the
+# callback, so Leadsmith records them then (webhooks.inbound), once per person with a number.
+PHONE_REVEAL_CREDITS = 8.0
 # https://docs.apollo.io/reference/organization-enrichment: "1 credit per organization".
 ORGANIZATION_CREDITS = 1.0
 
@@ -162,15 +165,18 @@ class ApolloProvider:
         )
 
     def person_enrich(self, query: PersonQuery, *, idempotency_key: str) -> ProviderAnswer:
-        result = self.client.people_match(_details(query))
-        body = _object(result)
-        rate_limit = _rate_limit(result.headers)
-        person = body.get("person")
-        if person is None:
-            return _miss(rate_limit)
-        if not isinstance(person, dict):
-            raise _broken("a person that is not an object")
-        return _person_answer(person, credits=PERSON_CREDITS, rate_limit=rate_limit)
+        return _person_match_answer(self.client.people_match(_details(query)))
+
+    def person_reveal_phone(
+        self, query: PersonQuery, *, webhook_url: str, idempotency_key: str
+    ) -> ProviderAnswer:
+        """People Enrichment that also asks for the person's phone numbers: the answer is
+        the person as `person_enrich` reads it, and the numbers come later, POSTed to
+        `webhook_url` (a one-use callback address, see webhooks.inbound). Not part of the
+        waterfall: a reveal costs up to PHONE_REVEAL_CREDITS more, so a person asks for it
+        (webhooks.phone_reveal)."""
+        details = {**_details(query), "reveal_phone_number": True, "webhook_url": webhook_url}
+        return _person_match_answer(self.client.people_match(details))
 
     def person_enrich_bulk(
         self, queries: Sequence[PersonQuery], *, idempotency_key: str
@@ -247,6 +253,17 @@ def _details(query: PersonQuery, *, position: int | None = None) -> dict[str, st
         )
     # PersonQuery's field names are Apollo's parameter names.
     return {name: value for name, value in asdict(query).items() if value}
+
+
+def _person_match_answer(result: HttpResult) -> ProviderAnswer:
+    body = _object(result)
+    rate_limit = _rate_limit(result.headers)
+    person = body.get("person")
+    if person is None:
+        return _miss(rate_limit)
+    if not isinstance(person, dict):
+        raise _broken("a person that is not an object")
+    return _person_answer(person, credits=PERSON_CREDITS, rate_limit=rate_limit)
 
 
 def _object(result: HttpResult) -> dict[str, Any]:

@@ -26,8 +26,9 @@ class ApolloClient:
         self.timeout = timeout
         self.session = session or requests.Session()
 
-    def people_match(self, details: dict[str, str]) -> HttpResult:
-        """Enrich one person identified by `details` (email, names, domain, linkedin_url)."""
+    def people_match(self, details: dict[str, Any]) -> HttpResult:
+        """Enrich one person identified by `details` (email, names, domain, linkedin_url),
+        with `reveal_phone_number` and `webhook_url` when the phones are asked for too."""
         # https://docs.apollo.io/reference/people-enrichment
         # The reference lists these as query parameters; Apollo reads the same names from a
         # JSON body, which keeps emails and names out of URLs and access logs.

@@ -66,7 +66,10 @@ def test_a_callback_puts_the_phone_on_the_lead_with_the_merge_outcome():
     # decides, exactly as when the same number comes back in a run.
     assert observation.state == Observation.State.PENDING_REVIEW
     assert observation.run is None
-    assert observation.provider_call is None
+    # The delivery is what Apollo bills: its ledger row is the observation's provenance.
+    assert observation.provider_call.operation == "phone_reveal_callback"
+    assert observation.provider_call.credits == 8
+    assert InboundToken.objects.get().result["credits"] == 8.0
     lead.refresh_from_db()
     assert not lead.phone
     token = InboundToken.objects.get()
