@@ -5,6 +5,7 @@ each field to its problems. Nothing about a request reaches Django's HTML error 
 """
 
 import logging
+import math
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404
@@ -25,11 +26,16 @@ class Conflict(exceptions.APIException):
 
 
 class Refused(exceptions.APIException):
-    """A service said no, with the status and code it chose and a message that says why."""
+    """A service said no, with the status and code it chose and a message that says why;
+    `retry_after` (seconds) becomes the Retry-After header, as for a throttled request."""
 
-    def __init__(self, status_code: int, code: str, message: str) -> None:
+    def __init__(
+        self, status_code: int, code: str, message: str, *, retry_after: float | None = None
+    ) -> None:
         super().__init__(message, code)
         self.status_code = status_code
+        # DRF's handler writes Retry-After from `wait`, in whole seconds.
+        self.wait = math.ceil(retry_after) if retry_after else None
 
 
 def api_exception_handler(exc, context):

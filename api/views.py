@@ -241,7 +241,7 @@ class LeadViewSet(ApiViewSet):
         try:
             reveal = phone_reveal_request(lead_id=lead.id)
         except PhoneRevealRefused as exc:
-            raise Refused(exc.status, exc.code, str(exc)) from None
+            raise Refused(exc.status, exc.code, str(exc), retry_after=exc.retry_after) from None
         return Response(PhoneRevealSerializer(reveal).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(responses=ObservationSerializer(many=True), filters=False)

@@ -31,10 +31,13 @@ class PhoneRevealRefused(Exception):
     """Nothing was asked (or Apollo refused): `status` is the HTTP status that says why and
     `code` the word an integration can branch on."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, *, retry_after: float | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)
@@ -94,7 +97,10 @@ def phone_reveal_request(*, lead_id: int) -> PhoneReveal:
         )
     except (Deferred, RateLimited) as exc:
         raise PhoneRevealRefused(
-            429, "held_back", f"not asked yet: {exc}; ask again in {exc.retry_after:.0f} s"
+            429,
+            "held_back",
+            f"not asked yet: {exc}; ask again in {exc.retry_after:.0f} s",
+            retry_after=exc.retry_after,
         ) from None
     except ProviderError as exc:
         raise PhoneRevealRefused(

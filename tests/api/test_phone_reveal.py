@@ -175,6 +175,8 @@ def test_apollo_refusing_is_an_error_that_says_what_to_do(sdr, tim, fixture, sta
 
     assert response.status_code == status
     assert words in response.json()["message"]
+    # Held back: the header says when to ask again, like any throttled request here.
+    assert (int(response["Retry-After"]) > 0) if status == 429 else "Retry-After" not in response
     assert not Observation.objects.filter(lead=tim).exists()
 
 
